@@ -1,0 +1,19 @@
+"""Stop tracking a crypto; its history goes with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.get_crypto import not_tracked
+from domain.model import Ticker
+from domain.ports import CryptoRepository
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCrypto:
+    cryptos: CryptoRepository
+
+    async def __call__(self, raw_symbol: str) -> None:
+        symbol = Ticker.parse(raw_symbol)
+        if not await self.cryptos.delete(symbol):
+            raise not_tracked(symbol)

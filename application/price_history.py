@@ -1,0 +1,22 @@
+"""A crypto's stored price history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.get_crypto import not_tracked
+from domain.model import PricePoint, Ticker
+from domain.ports import CryptoRepository
+
+
+@dataclass(frozen=True, slots=True)
+class PriceHistory:
+    cryptos: CryptoRepository
+    history_limit: int
+
+    async def __call__(self, raw_symbol: str) -> tuple[Ticker, list[PricePoint]]:
+        symbol = Ticker.parse(raw_symbol)
+        points = await self.cryptos.history(symbol, self.history_limit)
+        if points is None:
+            raise not_tracked(symbol)
+        return symbol, points

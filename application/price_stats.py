@@ -1,0 +1,21 @@
+"""Statistics over a crypto's stored price history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.get_crypto import not_tracked
+from domain.model import PriceStats, Ticker
+from domain.ports import CryptoRepository
+
+
+@dataclass(frozen=True, slots=True)
+class PriceStatistics:
+    cryptos: CryptoRepository
+
+    async def __call__(self, raw_symbol: str) -> tuple[Ticker, PriceStats]:
+        symbol = Ticker.parse(raw_symbol)
+        stats = await self.cryptos.stats(symbol)
+        if stats is None:
+            raise not_tracked(symbol)
+        return symbol, stats

@@ -1,0 +1,1 @@
+"""The heart of the service: entities, value objects, errors and ports. Pure Python."""

@@ -1,0 +1,72 @@
+"""Domain errors. Each carries a message a person can act on."""
+
+
+class DomainError(Exception):
+    """Base of every error the use cases raise on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    """The caller sent something that breaks a rule (answered with 400)."""
+
+
+class InvalidTicker(InvalidInput):
+    pass
+
+
+class InvalidUsername(InvalidInput):
+    pass
+
+
+class InvalidPassword(InvalidInput):
+    pass
+
+
+class UnknownTicker(InvalidInput):
+    """CoinGecko lists no coin with this symbol."""
+
+
+class Conflict(DomainError):
+    """The action clashes with what is stored (answered with 409)."""
+
+
+class UsernameTaken(Conflict):
+    pass
+
+
+class CryptoAlreadyTracked(Conflict):
+    pass
+
+
+class NotFound(DomainError):
+    """What the caller named is not stored (answered with 404)."""
+
+
+class CryptoNotFound(NotFound):
+    pass
+
+
+class InvalidCredentials(DomainError):
+    """Wrong username or password (answered with 401, one message for every cause)."""
+
+    def __init__(self, message: str = "invalid username or password") -> None:
+        super().__init__(message)
+
+
+class InvalidToken(DomainError):
+    """A bearer token that is missing, malformed, forged or expired (401)."""
+
+
+class UpstreamError(DomainError):
+    """The price source failed; nothing was changed (answered with 500)."""
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The price source asked us to wait, or our own budget of calls is spent."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,158 @@
+"""Entities and value objects."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.errors import InvalidPassword, InvalidTicker, InvalidUsername
+
+_TICKER = re.compile(r"[A-Z0-9]{1,20}")
+_USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,50}")
+PASSWORD_MIN_BYTES = 8
+PASSWORD_MAX_BYTES = 72  # bcrypt reads no more than 72 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """A crypto's ticker symbol, upper-case: 1 to 20 ASCII letters or digits."""
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, str) or not _TICKER.fullmatch(self.value):
+            raise InvalidTicker("symbol must be 1 to 20 letters or digits, such as BTC")
+
+    @classmethod
+    def parse(cls, raw: object) -> Ticker:
+        """Build a ticker from user input: trims nothing, upper-cases letters."""
+        if not isinstance(raw, str):
+            raise InvalidTicker("symbol must be a string, such as BTC")
+        if not raw.isascii():
+            raise InvalidTicker("symbol must be 1 to 20 letters or digits, such as BTC")
+        return cls(raw.upper())
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Username:
+    value: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, str) or not _USERNAME.fullmatch(self.value):
+            raise InvalidUsername(
+                "username must be 3 to 50 characters: letters, digits, '_', '.' or '-'"
+            )
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def check_new_password(password: str) -> None:
+    """The rules a password must meet at registration."""
+    size = len(password.encode("utf-8"))
+    if size < PASSWORD_MIN_BYTES:
+        raise InvalidPassword(f"password must be at least {PASSWORD_MIN_BYTES} bytes long")
+    if size > PASSWORD_MAX_BYTES:
+        raise InvalidPassword(
+            f"password must be at most {PASSWORD_MAX_BYTES} bytes of UTF-8 "
+            f"(this one is {size}); bcrypt would ignore the rest"
+        )
+
+
+def valid_price(value: object) -> float | None:
+    """A usable price: a finite number above zero (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    price = float(value)
+    if not math.isfinite(price) or price <= 0:
+        return None
+    return price
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class CoinRef:
+    """How CoinGecko knows a coin: its id (``bitcoin``) and its name."""
+
+    coin_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CoinMatch:
+    """The coin a ticker resolves to, with its current price when the answer carried one."""
+
+    ref: CoinRef
+    price: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Crypto:
+    """A tracked crypto and its latest price."""
+
+    symbol: Ticker
+    coin_id: str
+    name: str
+    current_price: float
+    last_updated: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedCoin:
+    """The little the poller needs to know of a tracked crypto."""
+
+    crypto_id: int
+    coin_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUpdate:
+    """A new price for one stored crypto, to become its current price and a history row."""
+
+    crypto_id: int
+    price: float
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    price: float
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PriceStats:
+    """Aggregates over a crypto's stored history."""
+
+    current_price: float
+    min_price: float | None
+    max_price: float | None
+    avg_price: float | None
+    oldest_price: float | None
+    newest_price: float | None
+    records_count: int
+
+    @property
+    def price_change(self) -> float | None:
+        if self.oldest_price is None or self.newest_price is None:
+            return None
+        return self.newest_price - self.oldest_price
+
+    @property
+    def price_change_percent(self) -> float | None:
+        change = self.price_change
+        if change is None or not self.oldest_price:
+            return None
+        return round(change / self.oldest_price * 100, 2)

@@ -1,0 +1,120 @@
+"""The ports: what the use cases need from the outside world, as Protocols.
+
+Adapters in ``infrastructure`` implement them; the app factory wires them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from domain.model import (
+    CoinMatch,
+    CoinRef,
+    Crypto,
+    PricePoint,
+    PriceStats,
+    PriceUpdate,
+    Ticker,
+    TrackedCoin,
+    User,
+)
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class CryptoRepository(Protocol):
+    async def list(self) -> list[Crypto]:
+        """Every tracked crypto, ordered by symbol."""
+        ...
+
+    async def get(self, symbol: Ticker) -> Crypto | None: ...
+
+    async def add(self, crypto: Crypto) -> Crypto:
+        """Store a new crypto and its first history row (its current price) together.
+
+        Raises CryptoAlreadyTracked when the symbol is stored already, also when
+        another request stored it a moment earlier. Returns the crypto with its id.
+        """
+        ...
+
+    async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
+        """In one transaction: set each crypto's current price, add one history row
+        for each, and trim each one's history to its newest ``keep`` rows.
+
+        Uses a constant number of statements whatever the number of updates. Updates
+        for cryptos deleted meanwhile are skipped. Returns the ids that were updated.
+        """
+        ...
+
+    async def tracked_coins(self) -> list[TrackedCoin]:
+        """What the poller refreshes: every stored crypto's id and CoinGecko id."""
+        ...
+
+    async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
+        """The newest ``limit`` prices, oldest first; None when the symbol is not tracked."""
+        ...
+
+    async def stats(self, symbol: Ticker) -> PriceStats | None:
+        """Aggregates over the stored history, computed by the database in one query;
+        None when the symbol is not tracked."""
+        ...
+
+    async def delete(self, symbol: Ticker) -> bool:
+        """Remove a crypto and its history; False when it was not tracked."""
+        ...
+
+
+class UserRepository(Protocol):
+    async def add(self, username: str, password_hash: str) -> User:
+        """Raises UsernameTaken when the username is stored already."""
+        ...
+
+    async def get_by_username(self, username: str) -> User | None: ...
+
+
+class PriceSource(Protocol):
+    """The market data provider (CoinGecko)."""
+
+    async def find_coin(self, symbol: Ticker) -> CoinMatch | None:
+        """The coin users mean by this ticker (the best market-cap rank among the
+        coins sharing it), with its current price when the answer carries a usable
+        one; None when no coin has this ticker. Raises UpstreamError."""
+        ...
+
+    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, float]:
+        """Current USD prices by coin id, batched. Ids missing from the answer or
+        with an unusable price are left out (and logged). ``wait`` lets the caller
+        wait out the rate limit (the poller does; requests fail fast). Raises
+        UpstreamError when no answer could be had."""
+        ...
+
+
+class TickerCache(Protocol):
+    """Ticker to CoinGecko id. A cache: failures are logged and read as a miss."""
+
+    async def get(self, symbol: Ticker) -> CoinRef | None: ...
+
+    async def set(self, symbol: Ticker, ref: CoinRef) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        """Check a password; with no hash (unknown user), spend the same time
+        against a dummy hash and answer False."""
+        ...
+
+
+class TokenService(Protocol):
+    def issue(self, user_id: int) -> str: ...
+
+    def subject(self, token: str) -> str:
+        """The user id a valid token was issued for. Raises InvalidToken."""
+        ...

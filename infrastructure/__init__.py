@@ -1,0 +1,1 @@
+"""Adapters: settings, database, cache, CoinGecko client, security, embedded PostgreSQL."""

@@ -1,0 +1,169 @@
+"""In-memory fakes of the domain ports, for unit tests of the use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from domain.errors import CryptoAlreadyTracked, UpstreamError, UsernameTaken
+from domain.model import (
+    CoinMatch,
+    CoinRef,
+    Crypto,
+    PricePoint,
+    PriceStats,
+    PriceUpdate,
+    Ticker,
+    TrackedCoin,
+    User,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@dataclass
+class InMemoryCryptoRepository:
+    rows: dict[str, Crypto] = field(default_factory=dict)
+    points: dict[int, list[PricePoint]] = field(default_factory=dict)
+    next_id: int = 1
+    record_calls: int = 0
+
+    async def list(self) -> list[Crypto]:
+        return [self.rows[s] for s in sorted(self.rows)]
+
+    async def get(self, symbol: Ticker) -> Crypto | None:
+        return self.rows.get(symbol.value)
+
+    async def add(self, crypto: Crypto) -> Crypto:
+        if crypto.symbol.value in self.rows:
+            raise CryptoAlreadyTracked("taken")
+        stored = replace(crypto, id=self.next_id)
+        self.next_id += 1
+        self.rows[crypto.symbol.value] = stored
+        self.points[stored.id] = [PricePoint(crypto.current_price, crypto.last_updated)]
+        return stored
+
+    async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
+        self.record_calls += 1
+        by_id = {c.id: c for c in self.rows.values()}
+        done = set()
+        for u in updates:
+            crypto = by_id.get(u.crypto_id)
+            if crypto is None:
+                continue
+            self.rows[crypto.symbol.value] = replace(
+                crypto, current_price=u.price, last_updated=u.at
+            )
+            self.points[u.crypto_id] = [*self.points[u.crypto_id], PricePoint(u.price, u.at)][
+                -keep:
+            ]
+            done.add(u.crypto_id)
+        return done
+
+    async def tracked_coins(self) -> list[TrackedCoin]:
+        return [TrackedCoin(c.id, c.coin_id) for c in self.rows.values() if c.id]
+
+    async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
+        crypto = self.rows.get(symbol.value)
+        return None if crypto is None else self.points[crypto.id][-limit:]
+
+    async def stats(self, symbol: Ticker) -> PriceStats | None:
+        crypto = self.rows.get(symbol.value)
+        if crypto is None:
+            return None
+        prices = [p.price for p in self.points[crypto.id]]
+        return PriceStats(
+            current_price=crypto.current_price,
+            min_price=min(prices),
+            max_price=max(prices),
+            avg_price=sum(prices) / len(prices),
+            oldest_price=prices[0],
+            newest_price=prices[-1],
+            records_count=len(prices),
+        )
+
+    async def delete(self, symbol: Ticker) -> bool:
+        crypto = self.rows.pop(symbol.value, None)
+        if crypto is None:
+            return False
+        del self.points[crypto.id]
+        return True
+
+
+@dataclass
+class InMemoryUserRepository:
+    users: dict[str, User] = field(default_factory=dict)
+
+    async def add(self, username: str, password_hash: str) -> User:
+        if username in self.users:
+            raise UsernameTaken("taken")
+        user = User(id=len(self.users) + 1, username=username, password_hash=password_hash)
+        self.users[username] = user
+        return user
+
+    async def get_by_username(self, username: str) -> User | None:
+        return self.users.get(username)
+
+
+@dataclass
+class FakePriceSource:
+    """Coins by ticker; prices by coin id. ``fail`` makes every call raise."""
+
+    coins: dict[str, CoinMatch] = field(default_factory=dict)
+    quotes: dict[str, float] = field(default_factory=dict)
+    fail: UpstreamError | None = None
+    find_calls: list[str] = field(default_factory=list)
+    price_calls: list[tuple[list[str], bool]] = field(default_factory=list)
+
+    async def find_coin(self, symbol: Ticker) -> CoinMatch | None:
+        self.find_calls.append(symbol.value)
+        if self.fail:
+            raise self.fail
+        return self.coins.get(symbol.value)
+
+    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, float]:
+        self.price_calls.append((list(coin_ids), wait))
+        if self.fail:
+            raise self.fail
+        return {i: self.quotes[i] for i in coin_ids if i in self.quotes}
+
+
+@dataclass
+class DictTickerCache:
+    refs: dict[str, CoinRef] = field(default_factory=dict)
+
+    async def get(self, symbol: Ticker) -> CoinRef | None:
+        return self.refs.get(symbol.value)
+
+    async def set(self, symbol: Ticker, ref: CoinRef) -> None:
+        self.refs[symbol.value] = ref
+
+
+class PlainHasher:
+    """Reversible 'hash' so tests can see what was stored; never used outside tests."""
+
+    def __init__(self) -> None:
+        self.verify_calls: list[tuple[str, str | None]] = []
+
+    async def hash(self, password: str) -> str:
+        return "plain$" + password
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        self.verify_calls.append((password, password_hash))
+        return password_hash == "plain$" + password
+
+
+class CountingTokens:
+    def issue(self, user_id: int) -> str:
+        return f"token-for-{user_id}"
+
+    def subject(self, token: str) -> str:
+        return token.removeprefix("token-for-")
