@@ -1,0 +1,1 @@
+"""PostgreSQL through Tortoise ORM: models, repositories, migrations, embedded server."""

@@ -1,0 +1,68 @@
+"""Tortoise ORM configuration, for the app and for the aerich CLI.
+
+``tortoise_config(url)`` builds the config the app and the tests use. The module-level
+``TORTOISE_ORM`` is what ``aerich.ini`` points at: it reads ``DATABASE_URL`` from the
+environment when aerich imports this module.
+
+Connection pool: each process (each Sanic worker) holds its own asyncpg pool of
+``minsize``..``maxsize`` connections (defaults 1 and 10 here; Tortoise's own default
+maximum is 5). Override them in the URL query: ``...?minsize=2&maxsize=20``. Size
+``maxsize`` x workers below PostgreSQL's ``max_connections`` (100 by default).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tortoise.backends.base.config_generator import expand_db_url
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/crypto_prices"
+APP_LABEL = "models"
+CONNECTION = "default"
+MODEL_MODULES = ("infrastructure.db.models", "aerich.models")
+
+# asyncpg options applied unless the URL sets them: pool bounds, a connect timeout and
+# a per-statement timeout (seconds), so a stuck database fails a request instead of
+# hanging it.
+POOL_DEFAULTS: dict[str, Any] = {
+    "minsize": 1,
+    "maxsize": 10,
+    "timeout": 10.0,
+    "command_timeout": 30.0,
+}
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    """The Tortoise config for one PostgreSQL database (``postgres://`` URL)."""
+    connection = expand_db_url(database_url)
+    credentials = connection["credentials"]
+    for key, value in POOL_DEFAULTS.items():
+        # Values from the URL query arrive as strings; asyncpg wants numbers.
+        credentials[key] = type(value)(credentials.get(key, value))
+    return {
+        "connections": {CONNECTION: connection},
+        "apps": {
+            APP_LABEL: {"models": list(MODEL_MODULES), "default_connection": CONNECTION},
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+
+
+def connect_kwargs(database_url: str) -> dict[str, Any]:
+    """``asyncpg.connect`` keyword arguments for the same database, for work that
+    needs one dedicated connection outside Tortoise's pool (locks, admin tasks)."""
+    credentials = expand_db_url(database_url)["credentials"]
+    return {
+        "host": credentials.get("host"),
+        "port": int(credentials.get("port") or 5432),
+        "user": credentials.get("user"),
+        "password": credentials.get("password"),
+        "database": credentials.get("database"),
+        "timeout": float(credentials.get("timeout") or POOL_DEFAULTS["timeout"]),
+        **({"ssl": credentials["ssl"]} if "ssl" in credentials else {}),
+    }

@@ -1,0 +1,50 @@
+"""Tables, as Tortoise models. Migrations are generated from these with aerich.
+
+Repositories convert them to the domain entities; nothing outside
+``infrastructure.db`` should import them.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.fields.db_defaults import Now
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class UserRecord(Model):
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=50, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(db_default=Now())
+
+    class Meta:
+        table = "users"
+
+
+class CryptoRecord(Model):
+    id = fields.IntField(primary_key=True)
+    symbol = fields.CharField(max_length=20, unique=True)
+    coin_id = fields.CharField(max_length=255)
+    name = fields.CharField(max_length=255)
+    current_price = fields.FloatField()
+    last_updated = fields.DatetimeField()
+    created_at = fields.DatetimeField(db_default=Now())
+
+    history: fields.ReverseRelation[PriceRecord]
+
+    class Meta:
+        table = "cryptos"
+
+
+class PriceRecord(Model):
+    id = fields.BigIntField(primary_key=True)
+    crypto: fields.ForeignKeyRelation[CryptoRecord] = fields.ForeignKeyField(
+        "models.CryptoRecord", related_name="history", on_delete=fields.CASCADE
+    )
+    price = fields.FloatField()
+    ts = fields.DatetimeField()
+
+    class Meta:
+        table = "price_history"
+        indexes = (Index(fields=("crypto_id", "ts"), name="idx_price_history_crypto_ts"),)

@@ -1,0 +1,263 @@
+"""The storage ports (``domain.ports``) on PostgreSQL through Tortoise ORM.
+
+Simple reads and writes go through the models; adding, the batch update, history
+and statistics are SQL (placeholders ``$1``, asyncpg's style) so PostgreSQL does the
+work and the number of statements never grows with the data. Tortoise must be
+initialised (``register_tortoise`` in the app, ``Tortoise.init`` in tests) first.
+
+No ``tortoise.transactions.in_transaction`` here: in tortoise-orm 1.1.9, when BEGIN
+fails on a connection the server dropped (a PostgreSQL restart), its
+``TransactionContextPooled.__aenter__`` leaves that connection checked out of the
+pool and the calling task bound to the dead connection for good (the failure of
+tortoise-orm #1793, still there: a long-lived task such as the poller never
+recovers). Adding is one statement, atomic by itself; the batch update runs in
+``_transaction()``, an asyncpg transaction on a connection borrowed from Tortoise's
+pool, which is always given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+import asyncpg
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import get_connection
+from tortoise.exceptions import IntegrityError
+
+from domain.errors import CryptoAlreadyTracked, UsernameTaken
+from domain.model import Crypto, PricePoint, PriceStats, PriceUpdate, Ticker, TrackedCoin, User
+from infrastructure.db.config import CONNECTION
+from infrastructure.db.models import CryptoRecord, UserRecord
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 2.0
+
+# The crypto and its first history row, in one statement.
+_ADD = """
+WITH crypto AS (
+    INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated)
+    VALUES ($1, $2, $3, $4, $5)
+    RETURNING id
+)
+INSERT INTO price_history (crypto_id, price, ts)
+SELECT id, $4, $5 FROM crypto
+RETURNING crypto_id
+"""
+
+# Row locks in id order first, so two batches touching the same cryptos queue up
+# instead of deadlocking, and a concurrent DELETE waits for this transaction.
+_LOCK_CRYPTOS = "SELECT id FROM cryptos WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE"
+
+# The current price only moves forward in time: a batch that was slower to commit
+# than a newer one still adds its history row but does not overwrite the price.
+_UPDATE_PRICES = """
+UPDATE cryptos AS c
+SET current_price = u.price, last_updated = u.at
+FROM unnest($1::int[], $2::float8[], $3::timestamptz[]) AS u(crypto_id, price, at)
+WHERE c.id = u.crypto_id AND c.last_updated <= u.at
+"""
+
+# The join skips cryptos deleted before this transaction locked them.
+_INSERT_HISTORY = """
+INSERT INTO price_history (crypto_id, price, ts)
+SELECT u.crypto_id, u.price, u.at
+FROM unnest($1::int[], $2::float8[], $3::timestamptz[]) AS u(crypto_id, price, at)
+JOIN cryptos AS c ON c.id = u.crypto_id
+"""
+
+_TRIM_HISTORY = """
+DELETE FROM price_history
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, ROW_NUMBER() OVER (PARTITION BY crypto_id ORDER BY ts DESC, id DESC) AS rn
+        FROM price_history
+        WHERE crypto_id = ANY($1::int[])
+    ) AS ranked
+    WHERE rn > $2
+)
+"""
+
+# One row per tracked symbol (history columns NULL when it has none); no row when the
+# symbol is not tracked.
+_HISTORY = """
+SELECT h.price, h.ts
+FROM cryptos AS c
+LEFT JOIN LATERAL (
+    SELECT price, ts, id FROM price_history
+    WHERE crypto_id = c.id
+    ORDER BY ts DESC, id DESC
+    LIMIT $2
+) AS h ON TRUE
+WHERE c.symbol = $1
+ORDER BY h.ts, h.id
+"""
+
+_STATS = """
+SELECT c.current_price,
+       MIN(h.price) AS min_price,
+       MAX(h.price) AS max_price,
+       AVG(h.price) AS avg_price,
+       COUNT(h.id) AS records_count,
+       (ARRAY_AGG(h.price ORDER BY h.ts, h.id))[1] AS oldest_price,
+       (ARRAY_AGG(h.price ORDER BY h.ts DESC, h.id DESC))[1] AS newest_price
+FROM cryptos AS c
+LEFT JOIN price_history AS h ON h.crypto_id = c.id
+WHERE c.symbol = $1
+GROUP BY c.id
+"""
+
+
+def _db() -> BaseDBAsyncClient:
+    return get_connection(CONNECTION)
+
+
+@asynccontextmanager
+async def _transaction() -> AsyncIterator[asyncpg.Connection]:
+    """A connection from Tortoise's pool inside a transaction: committed when the
+    block ends, rolled back when it raises, returned to the pool either way."""
+    async with _db().acquire_connection() as conn, conn.transaction():
+        yield conn
+
+
+def _to_crypto(record: CryptoRecord) -> Crypto:
+    return Crypto(
+        symbol=Ticker(record.symbol),
+        coin_id=record.coin_id,
+        name=record.name,
+        current_price=record.current_price,
+        last_updated=record.last_updated,
+        id=record.id,
+    )
+
+
+def _to_user(record: UserRecord) -> User:
+    return User(id=record.id, username=record.username, password_hash=record.password_hash)
+
+
+def _latest_per_crypto(updates: Sequence[PriceUpdate]) -> list[PriceUpdate]:
+    """One update per crypto (the latest; the later one on a tie), in id order."""
+    latest: dict[int, PriceUpdate] = {}
+    for update in updates:
+        seen = latest.get(update.crypto_id)
+        if seen is None or update.at >= seen.at:
+            latest[update.crypto_id] = update
+    return [latest[crypto_id] for crypto_id in sorted(latest)]
+
+
+class TortoiseCryptoRepository:
+    """``domain.ports.CryptoRepository`` on the ``cryptos`` and ``price_history`` tables."""
+
+    async def list(self) -> list[Crypto]:
+        return [_to_crypto(r) for r in await CryptoRecord.all().order_by("symbol")]
+
+    async def get(self, symbol: Ticker) -> Crypto | None:
+        record = await CryptoRecord.get_or_none(symbol=symbol.value)
+        return None if record is None else _to_crypto(record)
+
+    async def add(self, crypto: Crypto) -> Crypto:
+        values = [
+            crypto.symbol.value,
+            crypto.coin_id,
+            crypto.name,
+            crypto.current_price,
+            crypto.last_updated,
+        ]
+        try:
+            rows = await _db().execute_query_dict(_ADD, values)
+        except IntegrityError:
+            # The unique symbol settles races: the loser's insert fails here.
+            raise CryptoAlreadyTracked(f"crypto {crypto.symbol} is already tracked") from None
+        return replace(crypto, id=rows[0]["crypto_id"])
+
+    async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
+        """See ``CryptoRepository.record_prices``. At most four statements in one
+        transaction: lock the cryptos, update prices, insert history, trim history.
+
+        Several updates for one crypto collapse to its latest. A crypto's current
+        price never goes back to an older timestamp (a slower concurrent batch still
+        adds its history row).
+        """
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        batch = _latest_per_crypto(updates)
+        if not batch:
+            return set()
+        ids = [u.crypto_id for u in batch]
+        prices = [u.price for u in batch]
+        times = [u.at for u in batch]
+        async with _transaction() as conn:
+            locked = await conn.fetch(_LOCK_CRYPTOS, ids)
+            present = [row["id"] for row in locked]
+            if not present:
+                return set()
+            await conn.execute(_UPDATE_PRICES, ids, prices, times)
+            await conn.execute(_INSERT_HISTORY, ids, prices, times)
+            await conn.execute(_TRIM_HISTORY, present, keep)
+        return set(present)
+
+    async def tracked_coins(self) -> list[TrackedCoin]:
+        rows = await CryptoRecord.all().order_by("id").values_list("id", "coin_id")
+        return [TrackedCoin(crypto_id=crypto_id, coin_id=coin_id) for crypto_id, coin_id in rows]
+
+    async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        _, rows = await _db().execute_query(_HISTORY, [symbol.value, limit])
+        if not rows:
+            return None
+        return [
+            PricePoint(price=row["price"], timestamp=row["ts"])
+            for row in rows
+            if row["ts"] is not None
+        ]
+
+    async def stats(self, symbol: Ticker) -> PriceStats | None:
+        _, rows = await _db().execute_query(_STATS, [symbol.value])
+        if not rows:
+            return None
+        row = rows[0]
+        return PriceStats(
+            current_price=row["current_price"],
+            min_price=row["min_price"],
+            max_price=row["max_price"],
+            avg_price=row["avg_price"],
+            oldest_price=row["oldest_price"],
+            newest_price=row["newest_price"],
+            records_count=row["records_count"],
+        )
+
+    async def delete(self, symbol: Ticker) -> bool:
+        # price_history rows go with it: ON DELETE CASCADE.
+        deleted: int = await CryptoRecord.filter(symbol=symbol.value).delete()
+        return deleted > 0
+
+
+class TortoiseUserRepository:
+    """``domain.ports.UserRepository`` on the ``users`` table."""
+
+    async def add(self, username: str, password_hash: str) -> User:
+        try:
+            record = await UserRecord.create(username=username, password_hash=password_hash)
+        except IntegrityError:
+            raise UsernameTaken(f"username {username!r} is already taken") from None
+        return _to_user(record)
+
+    async def get_by_username(self, username: str) -> User | None:
+        record = await UserRecord.get_or_none(username=username)
+        return None if record is None else _to_user(record)
+
+
+async def database_ready() -> bool:
+    """A cheap readiness probe: True when PostgreSQL answers ``SELECT 1`` in time."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await _db().execute_query("SELECT 1")
+    except Exception as error:  # any failure means "not ready"; say why in the log
+        log.warning("database not ready: %s: %s", type(error).__name__, error)
+        return False
+    return True

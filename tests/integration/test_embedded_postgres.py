@@ -1,0 +1,103 @@
+"""The embedded PostgreSQL: started from the wheel in a scratch directory, shared by
+processes that start it together, migrated, queried, stopped by its last holder.
+Takes a few seconds (initdb)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from domain.model import Crypto, Ticker
+from infrastructure.db.config import connect_kwargs
+from infrastructure.db.embedded import start_embedded_postgres, stop_embedded_postgres
+from infrastructure.db.migrate import MIGRATIONS_DIR, upgrade
+from infrastructure.db.repositories import TortoiseCryptoRepository
+from tests.support.database import REPO_ROOT, tortoise_session
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+
+# Each process starts (or joins) the server, runs a query through it, prints the URL
+# and exits, letting go of it.
+HOLDER = """
+import asyncio, sys
+import asyncpg
+from infrastructure.db.config import connect_kwargs
+from infrastructure.db.embedded import start_embedded_postgres
+
+url = start_embedded_postgres(sys.argv[1])
+
+async def ask():
+    conn = await asyncpg.connect(**connect_kwargs(url))
+    try:
+        return await conn.fetchval("SELECT current_database()")
+    finally:
+        await conn.close()
+
+print(url, asyncio.run(ask()))
+"""
+
+
+async def server_version(url: str) -> int:
+    conn = await asyncpg.connect(**connect_kwargs(url))
+    try:
+        return int(await conn.fetchval("SHOW server_version_num"))
+    finally:
+        await conn.close()
+
+
+def start_together(pgdata: Path, processes: int) -> list[str]:
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(pgdata)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    outputs = []
+    for process in running:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        outputs.append(out.strip())
+    return outputs
+
+
+async def test_embedded_postgres_starts_migrates_answers_and_stops(tmp_path: Path) -> None:
+    pgdata = tmp_path / "data" / "postgres"
+
+    outputs = await asyncio.to_thread(start_together, pgdata, 3)
+
+    assert len(set(outputs)) == 1, outputs  # one server, one URL, for everybody
+    url, database = outputs[0].split()
+    assert database == "crypto_prices"
+    assert url.startswith("postgres://postgres@/crypto_prices?host=")
+    assert (pgdata / "PG_VERSION").exists()
+    assert not (pgdata / "postmaster.pid").exists(), "the last holder should have stopped it"
+
+    try:
+        assert await asyncio.to_thread(start_embedded_postgres, pgdata) == url
+        assert await asyncio.to_thread(start_embedded_postgres, pgdata) == url  # reused
+        assert await server_version(url) >= 180000  # the wheel's server, not the machine's
+
+        applied = await upgrade(url)
+        assert applied == sorted(p.name for p in (MIGRATIONS_DIR / "models").glob("0_*.py"))
+        async with tortoise_session(url):
+            repo = TortoiseCryptoRepository()
+            stored = await repo.add(Crypto(Ticker("BTC"), "bitcoin", "Bitcoin", 45000.5, NOW))
+            assert await repo.list() == [stored]
+    finally:
+        await asyncio.to_thread(stop_embedded_postgres, pgdata)
+
+    assert not (pgdata / "postmaster.pid").exists()
+    with pytest.raises(OSError):
+        await server_version(url)
