@@ -1,0 +1,279 @@
+"""RedisTickerCache against real Redis: the machine's for normal operation (a unique key
+prefix per test, cleaned up), a private redis-server for outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from domain.model import CoinRef, Ticker
+from infrastructure.cache import RedisTickerCache
+from tests.support.redis_server import (
+    RedisServer,
+    free_port,
+    machine_redis_url,
+    private_redis_fixture,  # noqa: F401 (the private_redis fixture)
+)
+
+pytestmark = pytest.mark.integration
+
+LOGGER = "infrastructure.cache.redis_cache"
+BTC, ETH = Ticker("BTC"), Ticker("ETH")
+BITCOIN = CoinRef("bitcoin", "Bitcoin")
+ETHEREUM = CoinRef("ethereum", "Ethereum")
+
+
+@pytest.fixture
+def machine_url() -> str:
+    return machine_redis_url()
+
+
+@pytest.fixture
+def prefix(machine_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    value = f"cps-test:{uuid.uuid4().hex}:ticker:"
+    yield value
+    with redis.Redis.from_url(machine_url) as client:
+        keys = list(client.scan_iter(match=f"{value}*"))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture
+async def raw(machine_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(machine_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def cache(machine_url: str, prefix: str) -> AsyncIterator[RedisTickerCache]:
+    c = RedisTickerCache.from_url(machine_url, key_prefix=prefix)
+    yield c
+    await c.close()
+
+
+def logged(caplog: pytest.LogCaptureFixture, level: int, text: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == LOGGER and r.levelno == level and text in r.getMessage()
+    ]
+
+
+@pytest.fixture(autouse=True)
+def capture_cache_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+
+
+async def test_round_trip_stores_json_under_the_prefix_with_the_default_ttl(cache, raw, prefix):
+    await cache.set(BTC, BITCOIN)
+
+    assert await cache.get(BTC) == BITCOIN
+    stored = await raw.get(f"{prefix}BTC")
+    assert json.loads(stored) == {"coin_id": "bitcoin", "name": "Bitcoin"}
+    ttl = await raw.ttl(f"{prefix}BTC")
+    assert 24 * 3600 - 5 <= ttl <= 24 * 3600
+
+
+async def test_set_overwrites_and_ttl_is_configurable(machine_url, prefix, raw):
+    cache = RedisTickerCache(machine_url, key_prefix=prefix, ttl_seconds=90)
+    try:
+        await cache.set(BTC, CoinRef("batcat", "Batcat"))
+        await cache.set(BTC, BITCOIN)
+        assert await cache.get(BTC) == BITCOIN
+        assert 85 <= await raw.ttl(f"{prefix}BTC") <= 90
+    finally:
+        await cache.close()
+
+
+async def test_expired_entry_is_a_miss(machine_url, prefix):
+    cache = RedisTickerCache(machine_url, key_prefix=prefix, ttl_seconds=1)
+    try:
+        await cache.set(BTC, BITCOIN)
+        assert await cache.get(BTC) == BITCOIN
+        await asyncio.sleep(1.1)
+        assert await cache.get(BTC) is None
+    finally:
+        await cache.close()
+
+
+async def test_unknown_ticker_is_a_miss_and_prefixes_keep_caches_apart(cache, machine_url, prefix):
+    await cache.set(BTC, BITCOIN)
+    other = RedisTickerCache(machine_url, key_prefix=f"{prefix}other:")
+    try:
+        assert await cache.get(ETH) is None
+        assert await other.get(BTC) is None
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"not json",
+        b"\xff\xfe\x00garbage",
+        b"[1, 2]",
+        b'"bitcoin"',
+        b"{}",
+        b'{"coin_id": "bitcoin"}',
+        b'{"coin_id": 5, "name": "Bitcoin"}',
+        b'{"coin_id": "", "name": "Bitcoin"}',
+        b'{"coin_id": "bitcoin", "name": null}',
+    ],
+)
+async def test_malformed_value_is_a_miss_then_overwritten(cache, raw, prefix, caplog, value):
+    await raw.set(f"{prefix}BTC", value)
+
+    assert await cache.get(BTC) is None
+    assert logged(caplog, logging.WARNING, "malformed")
+    assert cache.available  # a bad value is no outage
+
+    await cache.set(BTC, BITCOIN)
+    assert await cache.get(BTC) == BITCOIN
+
+
+async def test_value_of_the_wrong_redis_type_is_a_miss(cache, raw, prefix, caplog):
+    await raw.rpush(f"{prefix}BTC", "bitcoin")
+
+    assert await cache.get(BTC) is None
+    assert logged(caplog, logging.WARNING, "refused")
+    assert cache.available
+    assert not logged(caplog, logging.WARNING, "unavailable")
+
+
+async def test_ping_answers_true_when_redis_is_up(cache):
+    assert await cache.ping() is True
+
+
+def test_a_cache_built_outside_a_loop_works_in_successive_loops(machine_url, prefix):
+    cache = RedisTickerCache(machine_url, key_prefix=prefix)
+    asyncio.run(cache.set(BTC, BITCOIN))
+    assert asyncio.run(cache.get(BTC)) == BITCOIN  # a new loop: the client is made again
+    asyncio.run(cache.close())
+
+
+def test_a_url_redis_cannot_read_fails_at_construction():
+    with pytest.raises(ValueError):
+        RedisTickerCache("redis://127.0.0.1:notaport/0")
+
+
+# --- outages, on a private redis-server --------------------------------------------------
+
+
+async def test_stopped_redis_reads_as_miss_quickly_and_recovers_without_restart(
+    private_redis: RedisServer, caplog
+):
+    # retry_after 0: every call tries Redis, so each one must be fast on its own and
+    # the single warning is not a side effect of the breaker.
+    cache = RedisTickerCache(private_redis.url, retry_after_seconds=0)
+    try:
+        await cache.set(BTC, BITCOIN)
+        assert await cache.get(BTC) == BITCOIN
+        private_redis.stop()
+
+        started = time.monotonic()
+        for _ in range(5):
+            assert await cache.get(BTC) is None
+            await cache.set(ETH, ETHEREUM)  # no exception
+        assert await cache.ping() is False
+        assert time.monotonic() - started < 1.5
+        assert not cache.available
+        assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
+        assert private_redis.url.removesuffix("/0") in logged(caplog, logging.WARNING, "")[0]
+
+        private_redis.start()  # same port, empty: no persistence
+        assert await cache.get(BTC) is None
+        await cache.set(BTC, BITCOIN)
+        assert await cache.get(BTC) == BITCOIN
+        assert cache.available
+        assert await cache.ping() is True
+        assert len(logged(caplog, logging.INFO, "Redis is back")) == 1
+        assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
+    finally:
+        await cache.close()
+
+
+async def test_hung_redis_costs_one_timeout_then_is_bypassed_until_it_answers(
+    private_redis: RedisServer, caplog
+):
+    cache = RedisTickerCache(private_redis.url, retry_after_seconds=0.3)
+    try:
+        await cache.set(BTC, BITCOIN)
+        await cache.set(ETH, ETHEREUM)
+        private_redis.pause()  # accepts connections, answers nothing
+
+        started = time.monotonic()
+        assert await cache.get(BTC) is None
+        first = time.monotonic() - started
+        assert 0.3 <= first < 1.5, first  # it waited for the timeout, and no longer
+
+        started = time.monotonic()
+        for _ in range(10):  # within retry_after: the breaker skips Redis
+            assert await cache.get(BTC) is None
+            await cache.set(BTC, BITCOIN)
+        assert time.monotonic() - started < 0.2
+        assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
+        assert "no answer within 0.5 s" in logged(caplog, logging.WARNING, "unavailable")[0]
+
+        private_redis.resume()
+        assert await cache.get(ETH) is None  # still bypassed for the rest of retry_after
+        await asyncio.sleep(0.35)
+        # The GET BTC that timed out must not leak its late reply into this one.
+        assert await cache.get(ETH) == ETHEREUM
+        assert await cache.get(BTC) == BITCOIN
+        assert len(logged(caplog, logging.INFO, "Redis is back")) == 1
+    finally:
+        private_redis.resume()
+        await cache.close()
+
+
+async def test_concurrent_calls_during_an_outage_log_one_warning_and_one_probe_at_a_time(
+    private_redis: RedisServer, caplog
+):
+    cache = RedisTickerCache(private_redis.url, retry_after_seconds=0.2)
+    try:
+        assert await cache.ping()
+        private_redis.pause()
+        started = time.monotonic()
+        results = await asyncio.gather(*(cache.get(BTC) for _ in range(20)))
+        assert results == [None] * 20
+        assert time.monotonic() - started < 1.0  # all in parallel, each bounded
+        assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
+
+        await asyncio.sleep(0.25)  # the pause is over: half-open
+        tasks = [asyncio.create_task(cache.get(BTC)) for _ in range(20)]
+        await asyncio.sleep(0.1)
+        # One caller probes (and waits for the timeout); the others bypass Redis at once.
+        assert sum(not task.done() for task in tasks) == 1
+        assert await asyncio.gather(*tasks) == [None] * 20
+        private_redis.resume()
+        await asyncio.sleep(0.25)
+        await cache.set(BTC, BITCOIN)
+        assert await cache.get(BTC) == BITCOIN
+        assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
+    finally:
+        private_redis.resume()
+        await cache.close()
+
+
+async def test_redis_never_reachable_reads_as_miss(caplog):
+    cache = RedisTickerCache(f"redis://:secret@127.0.0.1:{free_port()}/0")
+    try:
+        started = time.monotonic()
+        assert await cache.get(BTC) is None
+        await cache.set(BTC, BITCOIN)
+        assert await cache.ping() is False
+        assert time.monotonic() - started < 1.5
+        (warning,) = logged(caplog, logging.WARNING, "unavailable")
+        assert "secret" not in warning  # no credentials in the logs
+    finally:
+        await cache.close()

@@ -1,0 +1,171 @@
+"""Redis for tests: the machine's shared Redis, and private redis-server processes.
+
+``RedisServer`` runs its own ``redis-server`` on a free port (no persistence, files in
+a temporary directory) that a test may stop, start again on the same port, or pause
+(SIGSTOP: connections are accepted by the kernel but never answered, like a hung
+Redis), without touching the machine's Redis at 6379.
+
+Use the ``private_redis`` fixture (import it into a conftest.py or a test module)::
+
+    from tests.support.redis_server import private_redis_fixture  # noqa: F401
+
+    async def test_outage(private_redis):
+        private_redis.stop()
+        ...
+        private_redis.start()
+
+The methods block for a few milliseconds (process start and stop); from an async
+test that needs its loop running meanwhile, call them through asyncio.to_thread.
+
+``machine_redis_url()`` is the machine's Redis (``TEST_REDIS_URL``, else ``REDIS_URL``,
+else redis://127.0.0.1:6379/0); it fails the test, never skips it, when Redis does
+not answer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+DEFAULT_MACHINE_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def machine_redis_url() -> str:
+    """The machine's Redis URL, after checking it answers PING (pytest.fail if not)."""
+    env = os.environ
+    url = env.get("TEST_REDIS_URL") or env.get("REDIS_URL") or DEFAULT_MACHINE_REDIS_URL
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"the integration tests need Redis at {url}, which does not answer: {exc}")
+    finally:
+        client.close()
+    return url
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1:``port`` (a free one by default)."""
+
+    def __init__(self, port: int | None = None, *, binary: str = "redis-server") -> None:
+        found = shutil.which(binary)
+        if found is None:
+            raise RuntimeError(f"{binary} is not on PATH: the Redis outage tests need it")
+        self.binary = found
+        self.port = port or free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="redis-test-"))
+        self._process: subprocess.Popen[bytes] | None = None
+        self._paused = False
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start the server (again, on the same port) and wait until it answers PING."""
+        if self.running:
+            return
+        log_file = self.directory / "redis.log"
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "save": "",  # no snapshots: a restarted server starts empty
+            "appendonly": "no",
+            "dir": str(self.directory),
+            "logfile": str(log_file),
+        }
+        argv = [self.binary]
+        for name, value in options.items():
+            argv += [f"--{name}", value]
+        self._process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        self._paused = False
+        deadline = time.monotonic() + timeout
+        while not _answers_ping(self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                log = log_file.read_text(errors="replace") if log_file.exists() else ""
+                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Stop the server and wait for it to exit; its data is gone (no persistence)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        if self._paused:
+            process.send_signal(signal.SIGCONT)
+            self._paused = False
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it keeps its port and data but answers nothing."""
+        if not self.running:
+            raise RuntimeError("the redis-server is not running")
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Undo pause()."""
+        if self._process is not None and self._paused:
+            self._process.send_signal(signal.SIGCONT)
+            self._paused = False
+
+    def cleanup(self) -> None:
+        """Stop the server and remove its directory."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+
+@pytest.fixture(name="private_redis")
+def private_redis_fixture() -> Iterator[RedisServer]:
+    """A started private redis-server, stopped and removed after the test."""
+    with RedisServer() as server:
+        yield server

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+import bcrypt
+import pytest
+
+from infrastructure.security import BcryptPasswordHasher
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def hasher() -> BcryptPasswordHasher:
+    return BcryptPasswordHasher(rounds=4)
+
+
+async def test_hash_round_trip(hasher):
+    hashed = await hasher.hash(PASSWORD)
+
+    assert hashed.startswith("$2b$04$")
+    assert bcrypt.checkpw(PASSWORD.encode(), hashed.encode())
+    assert await hasher.verify(PASSWORD, hashed) is True
+    assert await hasher.hash(PASSWORD) != hashed  # a fresh salt each time
+
+
+async def test_wrong_password_fails(hasher):
+    hashed = await hasher.hash(PASSWORD)
+
+    assert await hasher.verify("correct horse battery!", hashed) is False
+    assert await hasher.verify("Correct horse battery", hashed) is False
+    assert await hasher.verify("", hashed) is False
+
+
+async def test_unknown_user_fails(hasher):
+    assert await hasher.verify(PASSWORD, None) is False
+    assert await hasher.verify("", None) is False
+
+
+async def test_non_ascii_password_round_trip(hasher):
+    password = "mot de passe é 密码 🔑"
+    hashed = await hasher.hash(password)
+    assert await hasher.verify(password, hashed) is True
+    assert await hasher.verify("mot de passe e 密码 🔑", hashed) is False
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["a" * 73, "é" * 37, "🔑" * 19],  # 73, 74 and 76 bytes of UTF-8
+    ids=["73 ascii", "37 e-acute", "19 emoji"],
+)
+async def test_over_72_bytes_never_reaches_bcrypt(hasher, password):
+    assert len(password.encode()) > 72
+    with pytest.raises(ValueError, match="72 bytes"):
+        await hasher.hash(password)
+
+    # Even against a hash of its first 72 bytes (what bcrypt would have compared):
+    prefix = password.encode()[:72]
+    truncated_hash = bcrypt.hashpw(prefix, bcrypt.gensalt(4)).decode()
+    assert await hasher.verify(password, truncated_hash) is False
+    assert await hasher.verify(password, None) is False
+
+
+async def test_72_bytes_is_accepted(hasher):
+    password = "é" * 36
+    assert len(password.encode()) == 72
+    assert await hasher.verify(password, await hasher.hash(password)) is True
+
+
+@pytest.mark.parametrize(
+    "stored", ["", "garbage", "$2b$04$short", "$2b$04$" + "é" * 53, "plain text password"]
+)
+async def test_malformed_stored_hash_fails_without_raising(hasher, stored):
+    assert await hasher.verify(PASSWORD, stored) is False
+
+
+async def test_a_hash_made_at_another_cost_still_verifies(hasher):
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(5)).decode()
+    assert await hasher.verify(PASSWORD, hashed) is True
+
+
+async def timed(coroutine) -> float:
+    started = time.perf_counter()
+    await coroutine
+    return time.perf_counter() - started
+
+
+async def test_every_failure_costs_about_one_check():
+    hasher = BcryptPasswordHasher(rounds=9)  # ~35 ms a check: measurable, still quick
+    hashed = await hasher.hash(PASSWORD)
+    await hasher.verify(PASSWORD, None)  # makes the dummy hash once
+
+    real = min([await timed(hasher.verify("wrong password", hashed)) for _ in range(3)])
+    for password, stored in [(PASSWORD, None), ("x" * 73, hashed), (PASSWORD, "garbage")]:
+        spent = min([await timed(hasher.verify(password, stored)) for _ in range(3)])
+        assert spent > real * 0.5, (password[:8], stored, spent, real)
+
+
+async def test_hashing_runs_off_the_event_loop():
+    hasher = BcryptPasswordHasher(rounds=12)  # ~0.25 s of CPU
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    hashed = await hasher.hash(PASSWORD)
+    elapsed = time.perf_counter() - started
+    ticker.cancel()
+
+    assert hashed.startswith("$2b$12$")
+    assert elapsed > 0.05  # long enough for the ticks to mean something
+    # A hash on the loop would let the ticker run only after it: no ticks at all.
+    assert ticks >= 5, (ticks, elapsed)
+
+
+@pytest.mark.parametrize("rounds", [3, 32, True])
+def test_rejects_a_cost_bcrypt_does_not_take(rounds):
+    with pytest.raises(ValueError):
+        BcryptPasswordHasher(rounds=rounds)
