@@ -24,6 +24,7 @@ class SettingsError(Exception):
 class Settings:
     database_url: str | None
     redis_url: str | None
+    redis_key_prefix: str
     coingecko_base_url: str
     coingecko_api_key: str | None
     coingecko_api_plan: Plan
@@ -36,6 +37,7 @@ class Settings:
     history_limit: int
     bcrypt_rounds: int
     data_dir: Path
+    log_level: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,9 +92,16 @@ class Settings:
         if poller not in ("true", "false", "1", "0", "yes", "no"):
             raise SettingsError(f"PRICE_POLLER_ENABLED must be true or false, got {poller!r}")
 
+        log_level = (text("LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(
+                f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
+            )
+
         return cls(
             database_url=database_url,
             redis_url=redis_url,
+            redis_key_prefix=text("REDIS_KEY_PREFIX") or "cps:",
             coingecko_base_url=base_url.rstrip("/"),
             coingecko_api_key=key,
             coingecko_api_plan=plan,
@@ -107,4 +116,5 @@ class Settings:
             history_limit=number("HISTORY_LIMIT", int, 100, 1, 100_000),
             bcrypt_rounds=number("BCRYPT_ROUNDS", int, 12, 4, 31),
             data_dir=Path(text("DATA_DIR") or "data"),
+            log_level=log_level,
         )

@@ -1,0 +1,1 @@
+"""Entry points: the Sanic app factory, its routes, auth, error handlers and the poller."""

@@ -1,0 +1,73 @@
+"""Every error leaves as JSON ``{"error": "..."}``; no request ever sees a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from sanic import HTTPResponse, Request, Sanic
+from sanic.exceptions import SanicException
+from sanic.response import json
+
+from domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidCredentials,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    UpstreamError,
+    UpstreamRateLimited,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (InvalidInput, 400),
+    (InvalidCredentials, 401),
+    (InvalidToken, 401),
+    (NotFound, 404),
+    (Conflict, 409),
+    (UpstreamError, 500),
+]
+
+
+def error_response(
+    message: str, status: int, headers: dict[str, str] | None = None
+) -> HTTPResponse:
+    return json({"error": message}, status=status, headers=headers)
+
+
+def domain_error(request: Request, error: DomainError) -> HTTPResponse:
+    status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
+    headers: dict[str, str] = {}
+    if isinstance(error, InvalidToken):
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    if isinstance(error, UpstreamRateLimited):
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    if isinstance(error, UpstreamError):
+        log.warning("%s %s: upstream failure: %s", request.method, request.path, error.message)
+    return error_response(error.message, status, headers)
+
+
+def http_error(request: Request, error: SanicException) -> HTTPResponse:
+    status = getattr(error, "status_code", 500) or 500
+    if status >= 500:
+        log.error("%s %s failed", request.method, request.path, exc_info=error)
+        return error_response("internal server error", status)
+    message = str(error) or "request failed"
+    if status == 413:
+        message = "request body is too large (the limit is 1 MiB)"
+    headers = dict(getattr(error, "headers", None) or {})
+    return error_response(message, status, headers)
+
+
+def unexpected_error(request: Request, error: Exception) -> HTTPResponse:
+    log.exception("%s %s failed", request.method, request.path, exc_info=error)
+    return error_response("internal server error", 500)
+
+
+def register_error_handlers(app: Sanic) -> None:
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.error_handler.add(DomainError, domain_error)
+    app.error_handler.add(SanicException, http_error)
+    app.error_handler.add(Exception, unexpected_error)

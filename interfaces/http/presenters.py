@@ -1,0 +1,44 @@
+"""Domain objects to the JSON the API promises."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.model import Crypto, PricePoint, PriceStats, Ticker
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z suffix, to the second: 2024-01-01T12:00:00Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def crypto_json(crypto: Crypto) -> dict[str, Any]:
+    return {
+        "symbol": crypto.symbol.value,
+        "name": crypto.name,
+        "current_price": crypto.current_price,
+        "last_updated": iso_utc(crypto.last_updated),
+    }
+
+
+def history_json(symbol: Ticker, points: list[PricePoint]) -> dict[str, Any]:
+    return {
+        "symbol": symbol.value,
+        "history": [{"price": p.price, "timestamp": iso_utc(p.timestamp)} for p in points],
+    }
+
+
+def stats_json(symbol: Ticker, stats: PriceStats) -> dict[str, Any]:
+    return {
+        "symbol": symbol.value,
+        "current_price": stats.current_price,
+        "stats": {
+            "min_price": stats.min_price,
+            "max_price": stats.max_price,
+            "avg_price": stats.avg_price,
+            "price_change": stats.price_change,
+            "price_change_percent": stats.price_change_percent,
+            "records_count": stats.records_count,
+        },
+    }

@@ -1,0 +1,32 @@
+"""POST /auth/register and POST /auth/login."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.response import json
+
+from interfaces.http.bodies import json_object, string_field
+from interfaces.http.services import services
+
+bp = Blueprint("auth", url_prefix="/auth")
+
+
+def credentials(request: Request) -> tuple[str, str]:
+    body = json_object(request)
+    return string_field(body, "username"), string_field(body, "password")
+
+
+@bp.post("/register")
+async def register(request: Request) -> HTTPResponse:
+    """Create a user; answers a bearer token."""
+    username, password = credentials(request)
+    token = await services(request).register_user(username, password)
+    return json({"token": token}, status=201)
+
+
+@bp.post("/login")
+async def login(request: Request) -> HTTPResponse:
+    """Exchange a username and password for a bearer token."""
+    username, password = credentials(request)
+    token = await services(request).login_user(username, password)
+    return json({"token": token})

@@ -1,0 +1,62 @@
+"""The /crypto routes. Every one needs a bearer token."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.response import json
+
+from interfaces.http.auth import require_user
+from interfaces.http.bodies import json_object, string_field
+from interfaces.http.presenters import crypto_json, history_json, stats_json
+from interfaces.http.services import services
+
+bp = Blueprint("cryptos", url_prefix="/crypto")
+bp.on_request(require_user)
+
+
+@bp.get("")
+async def list_cryptos(request: Request) -> HTTPResponse:
+    """Every tracked crypto, ordered by symbol."""
+    cryptos = await services(request).list_cryptos()
+    return json({"cryptos": [crypto_json(c) for c in cryptos]})
+
+
+@bp.post("")
+async def add_crypto(request: Request) -> HTTPResponse:
+    """Track a crypto by ticker: body {"symbol": "BTC"}."""
+    symbol = string_field(json_object(request), "symbol")
+    crypto = await services(request).add_crypto(symbol)
+    return json({"crypto": crypto_json(crypto)}, status=201)
+
+
+@bp.get("/<symbol:str>")
+async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
+    """One tracked crypto."""
+    return json({"crypto": crypto_json(await services(request).get_crypto(symbol))})
+
+
+@bp.put("/<symbol:str>/refresh")
+async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
+    """Fetch a fresh price now and add it to the history."""
+    return json({"crypto": crypto_json(await services(request).refresh_crypto(symbol))})
+
+
+@bp.get("/<symbol:str>/history")
+async def price_history(request: Request, symbol: str) -> HTTPResponse:
+    """Stored prices, oldest first."""
+    ticker, points = await services(request).price_history(symbol)
+    return json(history_json(ticker, points))
+
+
+@bp.get("/<symbol:str>/stats")
+async def price_stats(request: Request, symbol: str) -> HTTPResponse:
+    """Min, max, average and change over the stored history."""
+    ticker, stats = await services(request).price_stats(symbol)
+    return json(stats_json(ticker, stats))
+
+
+@bp.delete("/<symbol:str>")
+async def delete_crypto(request: Request, symbol: str) -> HTTPResponse:
+    """Stop tracking a crypto; its history goes too."""
+    await services(request).delete_crypto(symbol)
+    return json({})

@@ -1,0 +1,45 @@
+"""Serve a Sanic app on a free loopback port inside the test's own event loop.
+
+It drives the same lifecycle as sanic-testing's ReusableClient (startup, the
+before/after start listeners, a real socket, then the stop listeners), but from an
+async fixture, so a test can fire concurrent requests with asyncio.gather.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from sanic import Sanic
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
+    """Start ``app``; yield an httpx client aimed at it; stop it cleanly."""
+    Sanic.test_mode = True
+    port = free_port()
+    server = await app.create_server(
+        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
+    )
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    await server.start_serving()
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await server.before_stop()
+        await server.close()
+        await server.after_stop()
