@@ -19,9 +19,8 @@ limiter at once (so this process holds off immediately) and writes the shared pa
 to Redis in the background (a pause never shortens a longer one). ``flush()`` waits
 for those writes; ``close()`` does too.
 
-Redis is only a helper. Every Redis call is bounded by ``timeout_seconds`` (0.5 s:
-connect and socket timeouts, no client-side retries, and an ``asyncio.timeout``
-around it). When it fails, a circuit breaker skips Redis for
+Redis is only a helper (infrastructure.redis_guard.RedisGuard). Every Redis call is
+bounded by ``timeout_seconds`` (0.5 s). When it fails, a circuit breaker skips Redis for
 ``retry_after_seconds``, and calls are counted by ``fallback``, a per-process
 RateLimiter, meanwhile: one WARNING when an outage starts, one INFO when Redis is
 back. That fallback also records every call this process makes through Redis and
@@ -42,17 +41,18 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import parse_url
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from domain.errors import UpstreamRateLimited
 from infrastructure.coingecko.rate_limiter import MIN_PAUSE_SECONDS, RateLimiter, refusal
+from infrastructure.redis_guard import (
+    DEFAULT_RETRY_AFTER_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    RedisGuard,
+    Skipped,
+)
 
 if TYPE_CHECKING:
     from infrastructure.settings import Settings
@@ -60,8 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY_PREFIX = "cps:coingecko:"
-DEFAULT_TIMEOUT_SECONDS = 0.5
-DEFAULT_RETRY_AFTER_SECONDS = 5.0
 MICROS = 1_000_000
 
 T = TypeVar("T")
@@ -128,22 +126,6 @@ return paused - now
 )
 
 
-class _Skipped:
-    """Marks a Redis call that was not made or failed."""
-
-
-_SKIPPED: Final = _Skipped()
-
-
-def _where(url: str) -> str:
-    """The URL without its credentials, for log lines."""
-    parts = urlsplit(url)
-    if parts.hostname is None:  # unix:///path/to/redis.sock
-        return f"{parts.scheme}://{parts.path}"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
 class _Scripts:
     """The Lua scripts on one client (EVALSHA; loaded again after NOSCRIPT)."""
 
@@ -197,24 +179,23 @@ class RedisRateLimiter:
             raise ValueError("calls_per_minute must be at least 1")
         if window_seconds <= 0:
             raise ValueError("window_seconds must be positive")
-        if timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be positive")
-        if retry_after_seconds < 0:
-            raise ValueError("retry_after_seconds must not be negative")
-        parse_url(url)  # a URL redis-py cannot read fails now (ValueError), not on first use
         self.calls_per_minute = calls_per_minute
         self.fallback = fallback or RateLimiter(calls_per_minute, window_seconds=window_seconds)
+        self._redis = RedisGuard(
+            url,
+            logger=log,
+            meanwhile=(
+                "CoinGecko calls are counted per process "
+                f"(a budget of {self.fallback.calls_per_minute} a minute each)"
+            ),
+            back="the CoinGecko call budget is shared again",
+            timeout_seconds=timeout_seconds,
+            retry_after_seconds=retry_after_seconds,
+        )
         self.calls_key = f"{key_prefix}calls"
         self.paused_key = f"{key_prefix}paused"
-        self._url = url
-        self._where = _where(url)
         self._window_us = round(window_seconds * MICROS)
-        self._timeout = timeout_seconds
-        self._retry_after = retry_after_seconds
         self._scripts: _Scripts | None = None
-        self._scripts_loop: asyncio.AbstractEventLoop | None = None
-        self._down = False
-        self._bypass_until = 0.0  # time.monotonic() before which Redis is not tried
         self._shared_pause_until = -math.inf  # time.monotonic() when the pause seen ends
         self._background: set[asyncio.Task[None]] = set()
 
@@ -230,7 +211,7 @@ class RedisRateLimiter:
     @property
     def shared(self) -> bool:
         """False from the moment a Redis call fails until one succeeds again."""
-        return not self._down
+        return self._redis.available
 
     @property
     def paused_for(self) -> float:
@@ -275,7 +256,7 @@ class RedisRateLimiter:
                 math.ceil(self.fallback.paused_for * MICROS),
                 member,
             )
-            if isinstance(answer, _Skipped):  # the time Redis took counts against max_wait
+            if isinstance(answer, Skipped):  # the time Redis took counts against max_wait
                 await self.fallback.acquire(max_wait=max(deadline - time.monotonic(), 0.0))
                 return
             reserved, wait_us, paused_us = answer
@@ -289,12 +270,8 @@ class RedisRateLimiter:
 
     async def close(self) -> None:
         await self.flush()
-        scripts, self._scripts, self._scripts_loop = self._scripts, None, None
-        if scripts is not None:
-            try:
-                await scripts.client.aclose()
-            except (RedisError, OSError, RuntimeError) as exc:
-                log.debug("closing the Redis client: %s", exc)
+        self._scripts = None
+        await self._redis.close()
 
     # --- internals -------------------------------------------------------------------
 
@@ -307,7 +284,7 @@ class RedisRateLimiter:
             self._in_background(self._give_back(member))
             raise
         paused = await self._run(_Scripts.confirm, member)
-        if isinstance(paused, _Skipped):
+        if isinstance(paused, Skipped):
             return False  # Redis went away while we waited: keep the slot we waited for
         self._saw_pause(paused)
         return paused > 0
@@ -317,7 +294,7 @@ class RedisRateLimiter:
 
     async def _share_pause(self, seconds: float) -> None:
         answer = await self._run(_Scripts.pause, math.ceil(seconds * MICROS))
-        if not isinstance(answer, _Skipped):
+        if not isinstance(answer, Skipped):
             self._saw_pause(answer)
 
     async def _record_locally(self) -> None:
@@ -341,60 +318,17 @@ class RedisRateLimiter:
         self._background.add(task)  # keep a reference until it is done
         task.add_done_callback(self._background.discard)
 
-    def _current_scripts(self) -> _Scripts:
-        loop = asyncio.get_running_loop()
-        if self._scripts is None or self._scripts_loop is not loop:
-            # A client from a loop that is gone cannot be closed from this one; drop it.
-            client = Redis.from_url(
-                self._url,
-                socket_connect_timeout=self._timeout,
-                socket_timeout=self._timeout,
-                retry=Retry(NoBackoff(), 0),  # redis-py retries 3 times by default
-                decode_responses=False,
-            )
+    def _scripts_on(self, client: Redis) -> _Scripts:
+        """The scripts on ``client``, registered again when the guard makes a new
+        client (a new event loop)."""
+        if self._scripts is None or self._scripts.client is not client:
             self._scripts = _Scripts(client, self.calls_key, self.paused_key)
-            self._scripts_loop = loop
         return self._scripts
 
-    async def _run(self, command: Callable[..., Awaitable[T]], *args: int | str) -> T | _Skipped:
-        """``command(scripts, *args)`` within the timeout, or _SKIPPED when Redis is
-        bypassed or fails."""
-        now = time.monotonic()
-        if now < self._bypass_until:
-            return _SKIPPED
-        if self._down:
-            # Half-open: this caller probes; the others keep to the fallback meanwhile.
-            self._bypass_until = now + self._retry_after
-        try:
-            async with asyncio.timeout(self._timeout):
-                result = await command(self._current_scripts(), *args)
-        except (RedisError, OSError, TimeoutError) as exc:  # also a refused command
-            self._failed(exc)
-            return _SKIPPED
-        if self._down:
-            self._down = False
-            self._bypass_until = 0.0
-            log.info("Redis is back at %s: the CoinGecko call budget is shared again", self._where)
-        return result
-
-    def _failed(self, exc: BaseException) -> None:
-        self._bypass_until = time.monotonic() + self._retry_after
-        if self._down:
-            return
-        self._down = True
-        problem = (
-            f"no answer within {self._timeout:g} s"
-            if isinstance(exc, TimeoutError) and not str(exc)
-            else f"{type(exc).__name__}: {exc}"
-        )
-        log.warning(
-            "Redis at %s is unavailable (%s): CoinGecko calls are counted per process "
-            "(a budget of %d a minute each) until Redis answers again (retried every %g s)",
-            self._where,
-            problem,
-            self.fallback.calls_per_minute,
-            self._retry_after,
-        )
+    async def _run(self, command: Callable[..., Awaitable[T]], *args: int | str) -> T | Skipped:
+        """``command(scripts, *args)`` within the timeout, or SKIPPED when Redis is
+        bypassed or fails (a refused command too)."""
+        return await self._redis.run(lambda client: command(self._scripts_on(client), *args))
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:

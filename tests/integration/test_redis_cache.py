@@ -7,20 +7,18 @@ import asyncio
 import json
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-import redis
-from redis.asyncio import Redis
 
 from domain.model import CoinRef, Ticker
 from infrastructure.cache import RedisTickerCache
-from tests.support.redis_server import (
+from tests.support.redis_server import (  # noqa: F401 (fixtures: machine_url, prefix, raw)
     RedisServer,
     free_port,
-    machine_redis_url,
-    private_redis_fixture,  # noqa: F401 (the private_redis fixture)
+    machine_url_fixture,
+    prefix_fixture,
+    raw_fixture,
 )
 
 pytestmark = pytest.mark.integration
@@ -29,29 +27,6 @@ LOGGER = "infrastructure.cache.redis_cache"
 BTC, ETH = Ticker("BTC"), Ticker("ETH")
 BITCOIN = CoinRef("bitcoin", "Bitcoin")
 ETHEREUM = CoinRef("ethereum", "Ethereum")
-
-
-@pytest.fixture
-def machine_url() -> str:
-    return machine_redis_url()
-
-
-@pytest.fixture
-def prefix(machine_url: str) -> Iterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    value = f"cps-test:{uuid.uuid4().hex}:ticker:"
-    yield value
-    with redis.Redis.from_url(machine_url) as client:
-        keys = list(client.scan_iter(match=f"{value}*"))
-        if keys:
-            client.delete(*keys)
-
-
-@pytest.fixture
-async def raw(machine_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(machine_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

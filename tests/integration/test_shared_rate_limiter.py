@@ -9,13 +9,11 @@ import logging
 import math
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from redis.asyncio import Redis
 
 from domain.errors import UpstreamRateLimited
@@ -24,7 +22,12 @@ from infrastructure.coingecko import CoinGeckoClient, RateLimiter
 from infrastructure.coingecko.shared_rate_limiter import RedisRateLimiter, build_rate_limiter
 from infrastructure.settings import Settings
 from tests.fakes.coingecko_server import Failure, FakeCoinGecko
-from tests.support.redis_server import RedisServer, machine_redis_url
+from tests.support.redis_server import (  # noqa: F401 (fixtures: machine_url, prefix, raw)
+    RedisServer,
+    machine_url_fixture,
+    prefix_fixture,
+    raw_fixture,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,29 +35,6 @@ LOGGER = "infrastructure.coingecko.shared_rate_limiter"
 ROOT = Path(__file__).resolve().parents[2]
 
 MakeLimiter = Callable[..., RedisRateLimiter]
-
-
-@pytest.fixture
-def machine_url() -> str:
-    return machine_redis_url()
-
-
-@pytest.fixture
-def prefix(machine_url: str) -> Iterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    value = f"cps-test:{uuid.uuid4().hex}:coingecko:"
-    yield value
-    with redis.Redis.from_url(machine_url) as client:
-        keys = list(client.scan_iter(match=f"{value}*"))
-        if keys:
-            client.delete(*keys)
-
-
-@pytest.fixture
-async def raw(machine_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(machine_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

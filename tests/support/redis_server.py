@@ -19,7 +19,13 @@ test that needs its loop running meanwhile, call them through asyncio.to_thread.
 
 ``machine_redis_url()`` is the machine's Redis (``TEST_REDIS_URL``, else ``REDIS_URL``,
 else redis://127.0.0.1:6379/0); it fails the test, never skips it, when Redis does
-not answer.
+not answer. Fixtures on it, to import into a test module like ``private_redis``:
+
+* ``machine_url``: that URL;
+* ``prefix``: a key prefix of the test's own (``cps-test:<random>:``); every key under
+  it is deleted after the test;
+* ``raw``: a plain redis.asyncio client on it, to look at what the code under test
+  wrote (closed after the test).
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 
 DEFAULT_MACHINE_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -169,3 +177,28 @@ def private_redis_fixture() -> Iterator[RedisServer]:
     """A started private redis-server, stopped and removed after the test."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(name="machine_url")
+def machine_url_fixture() -> str:
+    """The machine's Redis URL (the test fails when it does not answer)."""
+    return machine_redis_url()
+
+
+@pytest.fixture(name="prefix")
+def prefix_fixture(machine_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    value = f"cps-test:{uuid.uuid4().hex}:"
+    yield value
+    with redis.Redis.from_url(machine_url) as client:
+        keys = list(client.scan_iter(match=f"{value}*"))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(name="raw")
+async def raw_fixture(machine_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain redis.asyncio client on the machine's Redis."""
+    client = redis.asyncio.Redis.from_url(machine_url)
+    yield client
+    await client.aclose()
