@@ -135,6 +135,16 @@ def build_services(settings: Settings, cache: TickerCache, source: CoinGeckoClie
     )
 
 
+def describe_api(app: Sanic) -> None:
+    """The OpenAPI description served at /docs/openapi.json (sanic-ext)."""
+    app.ext.openapi.describe(
+        "Crypto Price Server",
+        version="0.1.0",
+        description="Cryptocurrency prices from CoinGecko, with their recent history.",
+    )
+    app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
+
+
 def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     """Build the app. Sanic's CLI passes its parsed arguments, which are not needed:
     the configuration comes from the environment (or ``settings``, in tests)."""
@@ -159,6 +169,7 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
 
     for blueprint in (auth.bp, cryptos.bp, health.bp):
         app.blueprint(blueprint)
+    describe_api(app)
 
     if embedded:
 

@@ -45,3 +45,13 @@ async def test_internal_errors_never_show_a_stack_trace(api):
     assert r.status_code == 500
     assert r.json() == {"error": "internal server error"}
     assert "secret" not in r.text and "Traceback" not in r.text
+
+
+async def test_openapi_describes_the_routes_and_the_bearer_token(api):
+    spec = (await api.client.get("/docs/openapi.json")).json()
+    assert spec["info"]["title"] == "Crypto Price Server"
+    assert {"/auth/register", "/auth/login", "/crypto", "/crypto/{symbol}/stats"} <= set(
+        spec["paths"]
+    )
+    assert spec["paths"]["/crypto"]["get"]["security"] == [{"token": []}]
+    assert "security" not in spec["paths"]["/auth/login"]["post"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
+from sanic_ext.extensions.openapi import openapi
 
 from interfaces.http.auth import require_user
 from interfaces.http.bodies import json_object, string_field
@@ -12,9 +13,11 @@ from interfaces.http.services import services
 
 bp = Blueprint("cryptos", url_prefix="/crypto")
 bp.on_request(require_user)
+secured = openapi.secured("token")  # documents the bearer token in /docs
 
 
 @bp.get("")
+@secured
 async def list_cryptos(request: Request) -> HTTPResponse:
     """Every tracked crypto, ordered by symbol."""
     cryptos = await services(request).list_cryptos()
@@ -22,6 +25,7 @@ async def list_cryptos(request: Request) -> HTTPResponse:
 
 
 @bp.post("")
+@secured
 async def add_crypto(request: Request) -> HTTPResponse:
     """Track a crypto by ticker: body {"symbol": "BTC"}."""
     symbol = string_field(json_object(request), "symbol")
@@ -30,18 +34,21 @@ async def add_crypto(request: Request) -> HTTPResponse:
 
 
 @bp.get("/<symbol:str>")
+@secured
 async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
     """One tracked crypto."""
     return json({"crypto": crypto_json(await services(request).get_crypto(symbol))})
 
 
 @bp.put("/<symbol:str>/refresh")
+@secured
 async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
     """Fetch a fresh price now and add it to the history."""
     return json({"crypto": crypto_json(await services(request).refresh_crypto(symbol))})
 
 
 @bp.get("/<symbol:str>/history")
+@secured
 async def price_history(request: Request, symbol: str) -> HTTPResponse:
     """Stored prices, oldest first."""
     ticker, points = await services(request).price_history(symbol)
@@ -49,6 +56,7 @@ async def price_history(request: Request, symbol: str) -> HTTPResponse:
 
 
 @bp.get("/<symbol:str>/stats")
+@secured
 async def price_stats(request: Request, symbol: str) -> HTTPResponse:
     """Min, max, average and change over the stored history."""
     ticker, stats = await services(request).price_stats(symbol)
@@ -56,6 +64,7 @@ async def price_stats(request: Request, symbol: str) -> HTTPResponse:
 
 
 @bp.delete("/<symbol:str>")
+@secured
 async def delete_crypto(request: Request, symbol: str) -> HTTPResponse:
     """Stop tracking a crypto; its history goes too."""
     await services(request).delete_crypto(symbol)
