@@ -4,7 +4,6 @@ workers, as a separate process. Exactly one of them polls CoinGecko."""
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from tests.e2e.conftest import JWT_SECRET
 from tests.support.database import truncate_tables
-from tests.support.live_server import free_port
+from tests.support.live_server import free_port, sanic_command
 
 pytestmark = pytest.mark.integration
 
@@ -48,18 +47,9 @@ async def test_four_workers_run_one_poller(database_url, gecko, tmp_path):
         "DATA_DIR": str(tmp_path),
     }
     env.pop("REDIS_URL", None)
-    sanic = Path(sys.executable).with_name("sanic")
     log = (tmp_path / "server.log").open("wb")
     process = await asyncio.create_subprocess_exec(
-        str(sanic),
-        "interfaces.http.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "4",
+        *sanic_command(port, workers=4),
         cwd=ROOT,
         env=env,
         stdout=log,

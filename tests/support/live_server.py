@@ -8,8 +8,10 @@ async fixture, so a test can fire concurrent requests with asyncio.gather.
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from sanic import Sanic
@@ -43,3 +45,18 @@ async def serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
         await server.before_stop()
         await server.close()
         await server.after_stop()
+
+
+def sanic_command(port: int, workers: int) -> list[str]:
+    """The server as deployed: the sanic CLI of this environment on the app factory."""
+    return [
+        str(Path(sys.executable).with_name("sanic")),
+        "interfaces.http.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]

@@ -1,0 +1,130 @@
+"""Helpers shared by the benchmarks: timing figures, SQL statement counting, table sizes."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from infrastructure.db.config import connect_kwargs
+from tests.support.database import TABLES, fresh_database
+
+SCRATCH_PREFIX = "cps_bench"
+QUERY_METHODS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A new database, migrated with the committed migrations, dropped afterwards."""
+    with fresh_database(SCRATCH_PREFIX) as url:
+        yield url
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(math.ceil(q / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def statement_label(query: str) -> str:
+    """A short name for a statement: its first words, whitespace collapsed."""
+    words = " ".join(query.split())
+    return words if len(words) <= 48 else words[:45] + "..."
+
+
+@dataclass
+class StatementLog:
+    """Statements sent through asyncpg's query methods while counting, with the
+    seconds each took (from the call to its answer)."""
+
+    sent: list[tuple[str, float]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.sent.clear()
+
+    @property
+    def total(self) -> int:
+        return len(self.sent)
+
+    @property
+    def on_tables(self) -> int:
+        """Those naming an application table (transaction control left out)."""
+        return sum(any(table in query for table in TABLES) for query, _ in self.sent)
+
+
+@contextmanager
+def counting_statements() -> Iterator[StatementLog]:
+    """Record every statement that reaches an asyncpg connection's query methods
+    (from the models, Tortoise's raw SQL or a bare connection, pool proxies too)
+    until the block ends; the original methods are put back afterwards."""
+    log = StatementLog()
+    originals = {name: getattr(asyncpg.connection.Connection, name) for name in QUERY_METHODS}
+
+    def counting(original: Any) -> Any:
+        async def method(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(self, query, *args, **kwargs)
+            finally:
+                log.sent.append((query, time.perf_counter() - started))
+
+        return method
+
+    for name, original in originals.items():
+        setattr(asyncpg.connection.Connection, name, counting(original))
+    try:
+        yield log
+    finally:
+        for name, original in originals.items():
+            setattr(asyncpg.connection.Connection, name, original)
+
+
+_TABLE_SIZES = """
+SELECT relname AS table_name,
+       n_dead_tup AS dead_rows,
+       pg_total_relation_size(relid) AS total_bytes,
+       pg_size_pretty(pg_total_relation_size(relid)) AS total_size,
+       pg_size_pretty(pg_relation_size(relid)) AS heap_size,
+       pg_size_pretty(pg_indexes_size(relid)) AS index_size
+FROM pg_stat_user_tables
+WHERE relname = ANY($1::text[])
+ORDER BY relname
+"""
+
+
+async def table_sizes(conn: asyncpg.Connection) -> list[str]:
+    """One line per application table: exact row count, dead tuples (from the
+    statistics; VACUUM clears them) and the on-disk size (heap, indexes and TOAST).
+    Other backends send their statistics at most once a second and when they end:
+    close the pools that wrote first, and read this a moment later."""
+    lines = []
+    for row in await conn.fetch(_TABLE_SIZES, list(TABLES)):
+        rows = await conn.fetchval(f'SELECT count(*) FROM "{row["table_name"]}"')
+        lines.append(
+            f"{row['table_name']:<14} rows={rows:<8} "
+            f"dead={row['dead_rows']:<8} total={row['total_size']:<9} "
+            f"(heap {row['heap_size']}, indexes {row['index_size']})"
+        )
+    return lines
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """A plain asyncpg connection to ``url`` (seeding, sizes), outside any pool."""
+    return await asyncpg.connect(**connect_kwargs(url))
