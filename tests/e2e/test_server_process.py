@@ -86,3 +86,23 @@ async def test_four_workers_run_one_poller(database_url, gecko, tmp_path):
         finally:
             log.close()
     assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("JWT_SECRET", "too-short"), ("HISTORY_LIMIT", "0"), ("COINGECKO_API_PLAN", "gold")],
+)
+async def test_a_bad_setting_stops_start_up_with_a_clear_message(database_url, setting, value):
+    env = {**os.environ, "DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET, setting: value}
+    process = await asyncio.create_subprocess_exec(
+        *sanic_command(free_port(), workers=1),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode != 0
+    text = output.decode()
+    assert f"configuration error: {setting}" in text
+    assert "Traceback" not in text
