@@ -45,7 +45,7 @@ from infrastructure.security.tokens import JwtTokenService, load_or_create_secre
 from infrastructure.settings import Settings, SettingsError
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.poller import run_poller
-from interfaces.http.routes import auth, cryptos, health
+from interfaces.http.routes import auth, cryptos, health, pages
 from interfaces.http.services import Services
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     app.ctx.services = build_services(settings, cache, source)
     app.ctx.cache_ready = cache.ping
 
-    for blueprint in (auth.bp, cryptos.bp, health.bp):
+    for blueprint in (auth.bp, cryptos.bp, health.bp, pages.bp):
         app.blueprint(blueprint)
     describe_api(app)
 

@@ -1,0 +1,95 @@
+"""The small web UI: GET / answers the one page, GET /static/<name> its script,
+style sheet and icon. The page talks to the JSON API only, with the user's bearer
+token; these routes need no token and stay out of the OpenAPI description."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.exceptions import NotFound
+from sanic.response import raw
+from sanic_ext.extensions.openapi import openapi
+
+bp = Blueprint("pages")
+
+# No inline script or style anywhere: everything comes from this origin.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",  # the browser keeps a copy but asks (ETag) before using it
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    body: bytes
+    content_type: str
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes, content_type: str) -> Asset:
+        return cls(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+
+
+def load(name: str, content_type: str) -> Asset:
+    return Asset.of((resources.files("interfaces.http.web") / name).read_bytes(), content_type)
+
+
+# The icon lives here rather than in web/: package data ships only *.html, *.css and *.js.
+# Without one, browsers ask for /favicon.ico and log its 404 in the console.
+ICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    b'<rect width="32" height="32" rx="6" fill="#1f6feb"/>'
+    b'<polyline points="5,23 12,15 18,19 27,8" fill="none" stroke="#fff" stroke-width="3" '
+    b'stroke-linecap="round" stroke-linejoin="round"/></svg>'
+)
+
+
+PAGE = load("index.html", "text/html; charset=utf-8")
+STATIC = {
+    "app.js": load("app.js", "text/javascript; charset=utf-8"),
+    "app.css": load("app.css", "text/css; charset=utf-8"),
+    "icon.svg": Asset.of(ICON, "image/svg+xml"),
+}
+
+
+def send(request: Request, asset: Asset) -> HTTPResponse:
+    headers = {**SECURITY_HEADERS, "ETag": asset.etag}
+    if request.headers.get("if-none-match") == asset.etag:
+        return HTTPResponse(status=304, headers=headers)
+    return raw(asset.body, content_type=asset.content_type, headers=headers)
+
+
+@bp.get("/")
+@openapi.exclude()
+async def index(request: Request) -> HTTPResponse:
+    """The web UI."""
+    return send(request, PAGE)
+
+
+@bp.get("/static/<name:str>")
+@openapi.exclude()
+async def static(request: Request, name: str) -> HTTPResponse:
+    """The page's script, style sheet and icon."""
+    asset = STATIC.get(name)
+    if asset is None:
+        raise NotFound(f"no static file named {name!r}")
+    return send(request, asset)
