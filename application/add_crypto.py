@@ -10,10 +10,6 @@ from domain.model import Crypto, Ticker
 from domain.ports import Clock, CryptoRepository, PriceSource
 
 
-def already_tracked(symbol: Ticker) -> CryptoAlreadyTracked:
-    return CryptoAlreadyTracked(f"crypto {symbol} is already tracked")
-
-
 @dataclass(frozen=True, slots=True)
 class AddCrypto:
     cryptos: CryptoRepository
@@ -24,7 +20,7 @@ class AddCrypto:
     async def __call__(self, raw_symbol: object) -> Crypto:
         symbol = Ticker.parse(raw_symbol)
         if await self.cryptos.get(symbol) is not None:
-            raise already_tracked(symbol)  # spare CoinGecko a call; add() settles races
+            raise CryptoAlreadyTracked(symbol)  # spare CoinGecko a call; add() settles races
         match = await self.resolve(symbol)
         price = match.price
         if price is None:
@@ -41,7 +37,4 @@ class AddCrypto:
             current_price=price,
             last_updated=self.clock(),
         )
-        try:
-            return await self.cryptos.add(crypto)
-        except CryptoAlreadyTracked:
-            raise already_tracked(symbol) from None
+        return await self.cryptos.add(crypto)

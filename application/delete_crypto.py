@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.get_crypto import not_tracked
+from domain.errors import CryptoNotFound
 from domain.model import Ticker
 from domain.ports import CryptoRepository
 
@@ -16,4 +16,4 @@ class DeleteCrypto:
     async def __call__(self, raw_symbol: str) -> None:
         symbol = Ticker.parse(raw_symbol)
         if not await self.cryptos.delete(symbol):
-            raise not_tracked(symbol)
+            raise CryptoNotFound(symbol)

@@ -9,10 +9,6 @@ from domain.model import Crypto, Ticker
 from domain.ports import CryptoRepository
 
 
-def not_tracked(symbol: Ticker) -> CryptoNotFound:
-    return CryptoNotFound(f"crypto {symbol} is not tracked")
-
-
 @dataclass(frozen=True, slots=True)
 class GetCrypto:
     cryptos: CryptoRepository
@@ -21,5 +17,5 @@ class GetCrypto:
         symbol = Ticker.parse(raw_symbol)
         crypto = await self.cryptos.get(symbol)
         if crypto is None:
-            raise not_tracked(symbol)
+            raise CryptoNotFound(symbol)
         return crypto

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.get_crypto import not_tracked
+from domain.errors import CryptoNotFound
 from domain.model import PricePoint, Ticker
 from domain.ports import CryptoRepository
 
@@ -18,5 +18,5 @@ class PriceHistory:
         symbol = Ticker.parse(raw_symbol)
         points = await self.cryptos.history(symbol, self.history_limit)
         if points is None:
-            raise not_tracked(symbol)
+            raise CryptoNotFound(symbol)
         return symbol, points

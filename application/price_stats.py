@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.get_crypto import not_tracked
+from domain.errors import CryptoNotFound
 from domain.model import PriceStats, Ticker
 from domain.ports import CryptoRepository
 
@@ -17,5 +17,5 @@ class PriceStatistics:
         symbol = Ticker.parse(raw_symbol)
         stats = await self.cryptos.stats(symbol)
         if stats is None:
-            raise not_tracked(symbol)
+            raise CryptoNotFound(symbol)
         return symbol, stats

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from application.get_crypto import not_tracked
-from domain.errors import UpstreamError
+from domain.errors import CryptoNotFound, UpstreamError
 from domain.model import Crypto, PriceUpdate, Ticker
 from domain.ports import Clock, CryptoRepository, PriceSource
 
@@ -21,7 +20,7 @@ class RefreshCrypto:
         symbol = Ticker.parse(raw_symbol)
         crypto = await self.cryptos.get(symbol)
         if crypto is None or crypto.id is None:
-            raise not_tracked(symbol)
+            raise CryptoNotFound(symbol)
         price = (await self.source.prices([crypto.coin_id])).get(crypto.coin_id)
         if price is None:
             raise UpstreamError(
@@ -30,5 +29,5 @@ class RefreshCrypto:
             )
         update = PriceUpdate(crypto_id=crypto.id, price=price, at=self.clock())
         if crypto.id not in await self.cryptos.record_prices([update], keep=self.history_limit):
-            raise not_tracked(symbol)  # deleted while we asked CoinGecko
+            raise CryptoNotFound(symbol)  # deleted while we asked CoinGecko
         return replace(crypto, current_price=price, last_updated=update.at)

@@ -38,7 +38,8 @@ class UsernameTaken(Conflict):
 
 
 class CryptoAlreadyTracked(Conflict):
-    pass
+    def __init__(self, symbol: object) -> None:
+        super().__init__(f"crypto {symbol} is already tracked")
 
 
 class NotFound(DomainError):
@@ -46,7 +47,8 @@ class NotFound(DomainError):
 
 
 class CryptoNotFound(NotFound):
-    pass
+    def __init__(self, symbol: object) -> None:
+        super().__init__(f"crypto {symbol} is not tracked")
 
 
 class InvalidCredentials(DomainError):

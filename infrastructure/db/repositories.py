@@ -171,7 +171,7 @@ class TortoiseCryptoRepository:
             rows = await _db().execute_query_dict(_ADD, values)
         except IntegrityError:
             # The unique symbol settles races: the loser's insert fails here.
-            raise CryptoAlreadyTracked(f"crypto {crypto.symbol} is already tracked") from None
+            raise CryptoAlreadyTracked(crypto.symbol) from None
         return replace(crypto, id=rows[0]["crypto_id"])
 
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:

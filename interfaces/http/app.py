@@ -163,7 +163,6 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     cache = build_cache(settings)
     limiter = build_rate_limiter(settings)  # shared by every worker through Redis, if any
     source = CoinGeckoClient.from_settings(settings, limiter)
-    app.ctx.settings = settings
     app.ctx.services = build_services(settings, cache, source)
     app.ctx.cache_ready = cache.ping
 

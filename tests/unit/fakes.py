@@ -44,7 +44,7 @@ class InMemoryCryptoRepository:
 
     async def add(self, crypto: Crypto) -> Crypto:
         if crypto.symbol.value in self.rows:
-            raise CryptoAlreadyTracked("taken")
+            raise CryptoAlreadyTracked(crypto.symbol)
         stored = replace(crypto, id=self.next_id)
         self.next_id += 1
         self.rows[crypto.symbol.value] = stored
