@@ -44,30 +44,17 @@ class Asset:
     content_type: str
     etag: str
 
-    @classmethod
-    def of(cls, body: bytes, content_type: str) -> Asset:
-        return cls(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
-
 
 def load(name: str, content_type: str) -> Asset:
-    return Asset.of((resources.files("interfaces.http.web") / name).read_bytes(), content_type)
-
-
-# The icon lives here rather than in web/: package data ships only *.html, *.css and *.js.
-# Without one, browsers ask for /favicon.ico and log its 404 in the console.
-ICON = (
-    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
-    b'<rect width="32" height="32" rx="6" fill="#1f6feb"/>'
-    b'<polyline points="5,23 12,15 18,19 27,8" fill="none" stroke="#fff" stroke-width="3" '
-    b'stroke-linecap="round" stroke-linejoin="round"/></svg>'
-)
+    body = (resources.files("interfaces.http.web") / name).read_bytes()
+    return Asset(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
 
 
 PAGE = load("index.html", "text/html; charset=utf-8")
 STATIC = {
     "app.js": load("app.js", "text/javascript; charset=utf-8"),
     "app.css": load("app.css", "text/css; charset=utf-8"),
-    "icon.svg": Asset.of(ICON, "image/svg+xml"),
+    "icon.svg": load("icon.svg", "image/svg+xml"),
 }
 
 
