@@ -46,6 +46,8 @@ class CallLimiter(Protocol):
 
     async def acquire(self, *, max_wait: float) -> None: ...
 
+    async def close(self) -> None: ...
+
 
 class RateLimiter:
     def __init__(
@@ -68,6 +70,9 @@ class RateLimiter:
         self._sleep = sleep
         self._slots: deque[float] = deque()  # start times of calls made or reserved, sorted
         self._paused_until = -math.inf
+
+    async def close(self) -> None:
+        """Nothing to release: the state is plain numbers."""
 
     @property
     def paused_for(self) -> float:

@@ -34,7 +34,7 @@ from infrastructure.cache.memory_cache import MemoryTickerCache
 from infrastructure.cache.redis_cache import RedisTickerCache
 from infrastructure.clock import utc_now
 from infrastructure.coingecko.client import CoinGeckoClient
-from infrastructure.coingecko.shared_rate_limiter import RedisRateLimiter, build_rate_limiter
+from infrastructure.coingecko.shared_rate_limiter import build_rate_limiter
 from infrastructure.db.config import tortoise_config
 from infrastructure.db.embedded import start_embedded_postgres
 from infrastructure.db.leader_lock import AdvisoryLeaderLock
@@ -199,7 +199,6 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     async def close_clients(app: Sanic) -> None:
         await source.close()
         await cache.close()
-        if isinstance(limiter, RedisRateLimiter):
-            await limiter.close()
+        await limiter.close()
 
     return app
