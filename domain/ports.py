@@ -118,3 +118,24 @@ class TokenService(Protocol):
     def subject(self, token: str) -> str:
         """The user id a valid token was issued for. Raises InvalidToken."""
         ...
+
+
+class LeaderLock(Protocol):
+    """One holder per deployment: whoever holds it runs the price poller."""
+
+    async def acquire(self) -> bool:
+        """True when this process holds the lock (now or already); never raises."""
+        ...
+
+    async def release(self) -> None: ...
+
+
+class PollerMonitor(Protocol):
+    """Told what the poller does, for metrics. Must not raise or block."""
+
+    def cycle_finished(self, outcome: str, seconds: float, tracked: int | None) -> None:
+        """``outcome`` is ok, partial, rate_limited or failed; ``tracked`` is the number
+        of tracked cryptos when the cycle got that far."""
+        ...
+
+    def leadership(self, held: bool) -> None: ...

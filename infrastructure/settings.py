@@ -1,120 +1,161 @@
-"""Settings, read from the environment and validated once at start-up."""
+"""Settings, read from the environment by pydantic-settings and validated once at start-up.
+
+Every field is one environment variable of the same name in upper case (``history_limit``
+is ``HISTORY_LIMIT``). An empty variable counts as unset, so ``FOO=`` (as Compose passes
+``${FOO:-}``) means the default; a value is stripped of surrounding blanks first, so a
+secret of spaces is refused rather than taken as unset. A wrong value raises
+SettingsError naming the variable, which the server prints as ``configuration error: ...``.
+
+The order of the fields is the order of README's table and of ``.env.example``.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PUBLIC_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
 MIN_JWT_SECRET_BYTES = 32
 
 Plan = Literal["public", "demo", "pro"]
-T = TypeVar("T", int, float)
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 
 class SettingsError(Exception):
     """A setting is missing or wrong; the message names it and says what is expected."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    database_url: str | None
-    redis_url: str | None
-    redis_key_prefix: str
-    coingecko_base_url: str
-    coingecko_api_key: str | None
-    coingecko_api_plan: Plan
-    coingecko_calls_per_minute: int
-    coingecko_timeout_seconds: float
-    jwt_secret: str | None
-    jwt_expires_seconds: int
-    price_poll_interval_seconds: float
-    price_poller_enabled: bool
-    history_limit: int
-    bcrypt_rounds: int
-    data_dir: Path
-    log_level: str
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
+        # Hidden defaults from a file in the working directory would surprise: the
+        # environment is the one source (Compose and Kubernetes set it, `make run` reads it).
+        env_file=None,
+    )
+
+    # repr=False: a logged or printed Settings never shows a password or a secret.
+    database_url: str | None = Field(None, repr=False)
+    redis_url: str | None = Field(None, repr=False)
+    jwt_secret: str | None = Field(None, repr=False)
+    jwt_expires_seconds: int = Field(3600, ge=1, le=31_536_000)
+    bcrypt_rounds: int = Field(12, ge=4, le=31)
+    coingecko_api_plan: Plan = "public"
+    coingecko_api_key: str | None = Field(None, repr=False)
+    coingecko_base_url: str = PUBLIC_BASE_URL
+    coingecko_calls_per_minute: int = Field(30, ge=1, le=10_000)
+    coingecko_timeout_seconds: float = Field(10.0, ge=0.1, le=60.0)
+    price_poll_interval_seconds: float = Field(30.0, ge=1.0, le=86_400.0)
+    price_poller_enabled: bool = True
+    history_limit: int = Field(100, ge=1, le=100_000)
+    data_dir: Path = Path("data")
+    redis_key_prefix: str = "cps:"
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+    shutdown_grace_seconds: float = Field(20.0, ge=0.0, le=600.0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        """The settings from the process environment, or from ``env`` alone (tests)."""
+        try:
+            if env is None:
+                return cls()
+            # model_validate reads no environment: only the mapping given.
+            return cls.model_validate({name.lower(): value for name, value in env.items()})
+        except ValidationError as error:
+            raise SettingsError(describe(error)) from None
 
-        def text(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        """Strip values, drop empty ones, and fill in what the CoinGecko plan implies."""
+        if not isinstance(data, dict):
+            return data
+        values = {
+            name: value.strip() if isinstance(value, str) else value
+            for name, value in data.items()
+            if value is not None and value != ""
+        }
+        plan = values.get("coingecko_api_plan")
+        if isinstance(plan, str):
+            values["coingecko_api_plan"] = plan.lower()
+        elif values.get("coingecko_api_key"):
+            values["coingecko_api_plan"] = "demo"
+        if values.get("coingecko_api_plan") == "pro":
+            values.setdefault("coingecko_base_url", PRO_BASE_URL)
+        if isinstance(values.get("log_level"), str):
+            values["log_level"] = values["log_level"].upper()
+        if isinstance(values.get("log_format"), str):
+            values["log_format"] = values["log_format"].lower()
+        return values
 
-        def number(name: str, kind: Callable[[str], T], default: T, low: T, high: T) -> T:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-            if not low <= value <= high:
-                raise SettingsError(f"{name} must be between {low} and {high}, got {raw}")
-            return value
-
-        key = text("COINGECKO_API_KEY")
-        plan_raw = (text("COINGECKO_API_PLAN") or ("demo" if key else "public")).lower()
-        if plan_raw not in ("public", "demo", "pro"):
-            raise SettingsError(f"COINGECKO_API_PLAN must be public, demo or pro, got {plan_raw!r}")
-        plan: Plan = plan_raw  # type: ignore[assignment]
-        if plan != "public" and key is None:
-            raise SettingsError(f"COINGECKO_API_PLAN={plan} needs COINGECKO_API_KEY")
-        base_url = text("COINGECKO_BASE_URL") or (
-            PRO_BASE_URL if plan == "pro" else PUBLIC_BASE_URL
-        )
-        if not base_url.startswith(("http://", "https://")):
-            raise SettingsError(f"COINGECKO_BASE_URL must be an http(s) URL, got {base_url!r}")
-
-        secret = text("JWT_SECRET")
-        if secret is not None and len(secret.encode()) < MIN_JWT_SECRET_BYTES:
-            raise SettingsError(
-                f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long "
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes long "
                 "(try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        return value
 
-        database_url = text("DATABASE_URL")
-        if database_url is not None and not database_url.startswith(
-            ("postgres://", "postgresql://")
-        ):
-            raise SettingsError("DATABASE_URL must be a postgres:// URL")
-        redis_url = text("REDIS_URL")
-        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError("REDIS_URL must be a redis:// URL")
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgres:// URL")
+        return value
 
-        poller = (text("PRICE_POLLER_ENABLED") or "true").lower()
-        if poller not in ("true", "false", "1", "0", "yes", "no"):
-            raise SettingsError(f"PRICE_POLLER_ENABLED must be true or false, got {poller!r}")
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
 
-        log_level = (text("LOG_LEVEL") or "INFO").upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise SettingsError(
-                f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
+    @field_validator("coingecko_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _plan_needs_key(self) -> Settings:
+        if self.coingecko_api_plan != "public" and self.coingecko_api_key is None:
+            raise ValueError(
+                f"COINGECKO_API_PLAN={self.coingecko_api_plan} needs COINGECKO_API_KEY"
             )
+        return self
 
-        return cls(
-            database_url=database_url,
-            redis_url=redis_url,
-            redis_key_prefix=text("REDIS_KEY_PREFIX") or "cps:",
-            coingecko_base_url=base_url.rstrip("/"),
-            coingecko_api_key=key,
-            coingecko_api_plan=plan,
-            coingecko_calls_per_minute=number("COINGECKO_CALLS_PER_MINUTE", int, 30, 1, 10_000),
-            coingecko_timeout_seconds=number("COINGECKO_TIMEOUT_SECONDS", float, 10.0, 0.1, 60.0),
-            jwt_secret=secret,
-            jwt_expires_seconds=number("JWT_EXPIRES_SECONDS", int, 3600, 1, 31_536_000),
-            price_poll_interval_seconds=number(
-                "PRICE_POLL_INTERVAL_SECONDS", float, 30.0, 1.0, 86_400.0
-            ),
-            price_poller_enabled=poller in ("true", "1", "yes"),
-            history_limit=number("HISTORY_LIMIT", int, 100, 1, 100_000),
-            bcrypt_rounds=number("BCRYPT_ROUNDS", int, 12, 4, 31),
-            data_dir=Path(text("DATA_DIR") or "data"),
-            log_level=log_level,
-        )
+
+def describe(error: ValidationError) -> str:
+    """pydantic's errors, each led by the environment variable it is about."""
+    lines = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        if item["loc"]:
+            name = str(item["loc"][0]).upper()
+            got = item.get("input")
+            shown = f" (got {got!r})" if isinstance(got, str) and name not in SECRET_NAMES else ""
+            lines.append(f"{name}: {message}{shown}")
+        else:
+            lines.append(message)
+    return "; ".join(lines)
+
+
+# Never echoed back in an error message: it would land in a log.
+SECRET_NAMES = frozenset({"JWT_SECRET", "COINGECKO_API_KEY", "DATABASE_URL", "REDIS_URL"})
+
+
+def setting_names() -> list[str]:
+    """Every environment variable the settings read, in their documented order."""
+    return [name.upper() for name in Settings.model_fields]

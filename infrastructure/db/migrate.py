@@ -1,13 +1,27 @@
-"""Apply the committed aerich migrations from code (what ``aerich upgrade`` does).
+"""The committed aerich migrations, from code: apply them, and tell whether a database
+has them all.
 
-The server calls this for the embedded PostgreSQL, and the tests for every fresh
-database. Against a database you manage yourself, run ``aerich -c aerich.ini upgrade``
-(``make migrate``) instead.
+The server applies them itself to the embedded PostgreSQL, and the tests to every
+fresh database. Against a database you manage, run ``aerich -c aerich.ini upgrade``
+(``make migrate``, the Kubernetes Job) instead. The readiness probe and the Kubernetes
+init container ask ``pending_migrations``: a server must not serve on a schema older
+than its code.
+
+    python -m infrastructure.db.migrate upgrade          # what aerich upgrade does
+    python -m infrastructure.db.migrate check            # exit 1 when some are pending
+    python -m infrastructure.db.migrate wait --timeout 600
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +34,56 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6370736D  # "cpsm": serialises concurrent upgrades of one database
+_MIGRATION_FILE = re.compile(r"\d+_.+\.py")
+# aerich records each applied migration by file name in its own table.
+APPLIED_SQL = "SELECT version FROM aerich WHERE app = $1"
+
+
+def shipped_migrations() -> list[str]:
+    """The migration files this code ships, in the order they apply."""
+    names = (p.name for p in (MIGRATIONS_DIR / APP_LABEL).iterdir())
+    return sorted((n for n in names if _MIGRATION_FILE.fullmatch(n)), key=_number)
+
+
+def _number(name: str) -> int:
+    return int(name.split("_", 1)[0])
+
+
+def missing_from(applied: Iterable[str]) -> list[str]:
+    """The shipped migrations not among ``applied``."""
+    done = set(applied)
+    return [name for name in shipped_migrations() if name not in done]
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    """The shipped migrations the database lacks (all of them on an empty database)."""
+    conn = await asyncpg.connect(**connect_kwargs(database_url))
+    try:
+        try:
+            rows = await conn.fetch(APPLIED_SQL, APP_LABEL)
+        except asyncpg.UndefinedTableError:
+            return shipped_migrations()
+    finally:
+        await conn.close(timeout=10)
+    return missing_from(row["version"] for row in rows)
+
+
+async def wait_until_current(database_url: str, within: float, every: float = 2.0) -> None:
+    """Return once the database has every shipped migration; TimeoutError after
+    ``within`` seconds. An unreachable database is waited for like a pending one."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            pending = await pending_migrations(database_url)
+            reason = f"waiting for migrations: {', '.join(pending)}"
+        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            pending, reason = ["?"], f"waiting for the database: {type(error).__name__}: {error}"
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"gave up after {within:g} s {reason}")
+        log.info("%s", reason)
+        await asyncio.sleep(every)
 
 
 async def upgrade(database_url: str) -> list[str]:
@@ -48,3 +112,41 @@ async def upgrade(database_url: str) -> list[str]:
     for name in applied:
         log.info("applied migration %s", name)
     return applied
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infrastructure.db.migrate",
+        description="Apply or check the committed migrations on DATABASE_URL.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("upgrade", help="apply the migrations the database lacks")
+    commands.add_parser("check", help="exit 1 when the database lacks some migrations")
+    wait = commands.add_parser("wait", help="wait until the database has every migration")
+    wait.add_argument("--timeout", type=float, default=600.0, help="seconds (600)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        print("DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    if args.command == "upgrade":
+        applied = asyncio.run(upgrade(url))
+        print(f"applied: {', '.join(applied)}" if applied else "up to date")
+        return 0
+    if args.command == "check":
+        pending = asyncio.run(pending_migrations(url))
+        print(f"pending: {', '.join(pending)}" if pending else "up to date")
+        return 1 if pending else 0
+    try:
+        asyncio.run(wait_until_current(url, args.timeout))
+    except TimeoutError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print("up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,11 +26,12 @@ from dataclasses import replace
 import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import IntegrityError, OperationalError
 
 from domain.errors import CryptoAlreadyTracked, UsernameTaken
 from domain.model import Crypto, PricePoint, PriceStats, PriceUpdate, Ticker, TrackedCoin, User
-from infrastructure.db.config import CONNECTION
+from infrastructure.db.config import APP_LABEL, CONNECTION
+from infrastructure.db.migrate import APPLIED_SQL, missing_from
 from infrastructure.db.models import CryptoRecord, UserRecord
 
 log = logging.getLogger(__name__)
@@ -252,12 +253,19 @@ class TortoiseUserRepository:
         return None if record is None else _to_user(record)
 
 
-async def database_ready() -> bool:
-    """A cheap readiness probe: True when PostgreSQL answers ``SELECT 1`` in time."""
+async def database_ready() -> tuple[bool, list[str]]:
+    """A cheap readiness probe, within READY_TIMEOUT_SECONDS: whether PostgreSQL answers,
+    and the shipped migrations its schema still lacks (serving on an older schema would
+    fail request after request)."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await _db().execute_query("SELECT 1")
+            try:
+                _, rows = await _db().execute_query(APPLIED_SQL, [APP_LABEL])
+            except OperationalError as error:
+                if not isinstance(error.__cause__, asyncpg.UndefinedTableError):
+                    raise
+                rows = []  # aerich's table is not there yet: nothing is applied
     except Exception as error:  # any failure means "not ready"; say why in the log
         log.warning("database not ready: %s: %s", type(error).__name__, error)
-        return False
-    return True
+        return False, []
+    return True, missing_from(row["version"] for row in rows)

@@ -500,20 +500,20 @@ async def test_the_repositories_recover_when_postgres_drops_every_connection(
             await operation()
     pool = get_connection("default")._pool
     assert pool.get_idle_size() == pool.get_size(), "a connection was never given back"
-    assert await database_ready() is True
+    assert await database_ready() == (True, [])
 
 
 # --- readiness --------------------------------------------------------------------
 
 
 async def test_database_ready_when_postgres_answers(db: str) -> None:
-    assert await database_ready() is True
+    assert await database_ready() == (True, [])
 
 
 async def test_database_not_ready_when_postgres_is_unreachable() -> None:
     async with tortoise_session("postgres://postgres@127.0.0.1:1/nothing"):
-        assert await database_ready() is False
+        assert (await database_ready())[0] is False
 
 
 async def test_database_not_ready_without_tortoise() -> None:
-    assert await database_ready() is False
+    assert (await database_ready())[0] is False

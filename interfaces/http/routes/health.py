@@ -18,8 +18,16 @@ async def alive(request: Request) -> HTTPResponse:
 
 @bp.get("/ready")
 async def ready(request: Request) -> HTTPResponse:
-    """Ready to serve: PostgreSQL answers. Redis is a cache, so it is reported, not required."""
-    database = await database_ready()
-    cache = await request.app.ctx.cache_ready()
-    body = {"status": "ok" if database else "unavailable", "database": database, "cache": cache}
-    return json(body, status=200 if database else 503)
+    """Ready to serve: PostgreSQL answers and has every migration this code ships.
+    Redis is a cache, so it is reported, not required."""
+    database, pending = await database_ready()
+    cache = await request.app.ctx.wiring.cache.ping()
+    ok = database and not pending
+    body: dict[str, object] = {
+        "status": "ok" if ok else "unavailable",
+        "database": database,
+        "cache": cache,
+    }
+    if pending:
+        body["pending_migrations"] = pending
+    return json(body, status=200 if ok else 503)

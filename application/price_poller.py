@@ -1,0 +1,91 @@
+"""The background price poller's schedule: one cycle every interval, by the leader only.
+
+Every process that runs a PricePoller competes for the leader lock; only the holder
+polls, so a deployment polls once per interval however many workers and replicas it
+has. A failing cycle is logged and tried again at the next tick; after a 429 the next
+cycle waits out CoinGecko's Retry-After. ``run`` only ends when cancelled.
+
+The clock and the sleep are injected so that tests step time instead of waiting on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from application.poll_prices import PollResult
+from domain.errors import UpstreamError, UpstreamRateLimited
+from domain.ports import LeaderLock, PollerMonitor
+
+log = logging.getLogger(__name__)
+
+
+class _Unmonitored:
+    def cycle_finished(self, outcome: str, seconds: float, tracked: int | None) -> None:
+        pass
+
+    def leadership(self, held: bool) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class PricePoller:
+    poll: Callable[[], Awaitable[PollResult]]
+    lock: LeaderLock
+    interval: float
+    monitor: PollerMonitor = field(default_factory=_Unmonitored)
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    _leader: bool = False
+
+    async def poll_once(self) -> float:
+        """Run one cycle; never raises (but cancellation). Returns how long to wait at
+        least before the next one (the Retry-After of a 429, else 0)."""
+        started = self.monotonic()
+        outcome, tracked, pause = "failed", None, 0.0
+        try:
+            result = await self.poll()
+        except UpstreamRateLimited as error:
+            log.warning("poll: %s", error.message)
+            outcome, pause = "rate_limited", error.retry_after
+        except UpstreamError as error:
+            log.warning("poll failed, will retry next cycle: %s", error.message)
+        except Exception:
+            log.exception("poll failed, will retry next cycle")
+        else:
+            outcome = "partial" if result.skipped else "ok"
+            tracked = result.tracked
+            log.info(
+                "poll: %d of %d cryptos updated in %.2f s",
+                result.updated,
+                result.tracked,
+                self.monotonic() - started,
+            )
+        self.monitor.cycle_finished(outcome, self.monotonic() - started, tracked)
+        return pause
+
+    async def tick(self) -> float:
+        """One turn of the schedule: poll if this process leads. Returns the seconds to
+        sleep before the next turn."""
+        started = self.monotonic()
+        leader = await self.lock.acquire()
+        if leader != self._leader:
+            self._leader = leader
+            self.monitor.leadership(leader)
+        pause = await self.poll_once() if leader else 0.0
+        return max(self.interval - (self.monotonic() - started), pause, 0.0)
+
+    async def run(self) -> None:
+        """Poll every ``interval`` seconds while holding the leader lock; until cancelled.
+        The lock is given back on the way out, so another process takes over at once."""
+        try:
+            while True:
+                await self.sleep(await self.tick())
+        finally:
+            if self._leader:
+                self._leader = False
+                self.monitor.leadership(False)
+            await self.lock.release()

@@ -1,0 +1,203 @@
+"""The composition root: settings in, wired use cases out. No web framework here.
+
+``bootstrap()`` reads the settings, fills in the laptop defaults (an embedded
+PostgreSQL, a dev JWT secret), builds the concrete adapters and hands them to the
+use cases. The HTTP app (``interfaces.http.app``), the standalone poller
+(``python -m interfaces.poller``), the tests and the benchmarks all start here, so
+each gets the same wiring. Opening and closing the database pool is left to the
+caller (Sanic's ``register_tortoise``, or ``database()`` below), because where
+Tortoise's state lives depends on who runs the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise import Tortoise
+
+from application.add_crypto import AddCrypto
+from application.delete_crypto import DeleteCrypto
+from application.get_crypto import GetCrypto
+from application.list_cryptos import ListCryptos
+from application.login_user import LoginUser
+from application.poll_prices import PollPrices
+from application.price_history import PriceHistory
+from application.price_poller import PricePoller
+from application.price_stats import PriceStatistics
+from application.refresh_crypto import RefreshCrypto
+from application.register_user import RegisterUser
+from application.resolve_ticker import ResolveTicker
+from domain.ports import Clock, PollerMonitor, TokenService
+from infrastructure.cache import ManagedTickerCache, MemoryTickerCache, RedisTickerCache
+from infrastructure.clock import utc_now
+from infrastructure.coingecko.client import CoinGeckoClient
+from infrastructure.coingecko.rate_limiter import CallLimiter
+from infrastructure.coingecko.shared_rate_limiter import build_rate_limiter
+from infrastructure.db.config import tortoise_config
+from infrastructure.db.embedded import start_embedded_postgres
+from infrastructure.db.leader_lock import AdvisoryLeaderLock
+from infrastructure.db.repositories import TortoiseCryptoRepository, TortoiseUserRepository
+from infrastructure.log_setup import configure_logging
+from infrastructure.security.passwords import BcryptPasswordHasher
+from infrastructure.security.tokens import JwtTokenService, load_or_create_secret
+from infrastructure.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """One use case per user action, plus the poll cycle."""
+
+    register_user: RegisterUser
+    login_user: LoginUser
+    list_cryptos: ListCryptos
+    add_crypto: AddCrypto
+    get_crypto: GetCrypto
+    refresh_crypto: RefreshCrypto
+    price_history: PriceHistory
+    price_stats: PriceStatistics
+    delete_crypto: DeleteCrypto
+    poll_prices: PollPrices
+    tokens: TokenService
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What ``bootstrap`` built: the services and the adapters their owner must close."""
+
+    settings: Settings  # complete: database_url and jwt_secret are set
+    embedded_database: bool  # then whoever starts first applies the migrations
+    services: Services
+    cache: ManagedTickerCache
+    limiter: CallLimiter
+    source: CoinGeckoClient
+    poller_monitor: PollerMonitor | None
+
+    @property
+    def database_url(self) -> str:
+        assert self.settings.database_url is not None
+        return self.settings.database_url
+
+    def tortoise_config(self) -> dict[str, Any]:
+        return tortoise_config(self.database_url)
+
+    def price_poller(self) -> PricePoller:
+        """The poller's schedule with its own leader lock (one per process)."""
+        poller = PricePoller(
+            self.services.poll_prices,
+            AdvisoryLeaderLock(self.database_url),
+            self.settings.price_poll_interval_seconds,
+        )
+        if self.poller_monitor is not None:
+            poller.monitor = self.poller_monitor
+        return poller
+
+    async def close(self) -> None:
+        await self.source.close()
+        await self.cache.close()
+        await self.limiter.close()
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a bad one ends the process with a clear line."""
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        raise SystemExit(f"configuration error: {error}") from None
+
+
+def with_laptop_defaults(settings: Settings) -> tuple[Settings, bool]:
+    """Fill in what a newcomer did not configure: an embedded PostgreSQL and a dev
+    JWT secret, both kept under DATA_DIR. Returns the settings and whether the
+    database is the embedded one."""
+    embedded = settings.database_url is None
+    updates: dict[str, Any] = {}
+    if embedded:
+        url = start_embedded_postgres(settings.data_dir / "postgres")
+        os.environ["DATABASE_URL"] = url  # worker processes started after us use the same one
+        updates["database_url"] = url
+    if settings.jwt_secret is None:
+        log.warning(
+            "JWT_SECRET is not set: using a random secret kept in %s/jwt_secret "
+            "(fine for development; set JWT_SECRET in production)",
+            settings.data_dir,
+        )
+        try:
+            updates["jwt_secret"] = load_or_create_secret(settings.data_dir)
+        except SettingsError as error:
+            raise SystemExit(f"configuration error: {error}") from None
+    return settings.model_copy(update=updates), embedded
+
+
+def build_cache(settings: Settings) -> ManagedTickerCache:
+    if settings.redis_url is None:
+        log.info("REDIS_URL is not set: caching tickers in process memory")
+        return MemoryTickerCache()
+    return RedisTickerCache.from_url(
+        settings.redis_url, key_prefix=f"{settings.redis_key_prefix}ticker:"
+    )
+
+
+def build_services(
+    settings: Settings, cache: ManagedTickerCache, source: CoinGeckoClient, clock: Clock
+) -> Services:
+    assert settings.jwt_secret is not None
+    cryptos = TortoiseCryptoRepository()
+    users = TortoiseUserRepository()
+    hasher = BcryptPasswordHasher(rounds=settings.bcrypt_rounds)
+    tokens = JwtTokenService(settings.jwt_secret, settings.jwt_expires_seconds)
+    keep = settings.history_limit
+    return Services(
+        register_user=RegisterUser(users, hasher, tokens),
+        login_user=LoginUser(users, hasher, tokens),
+        list_cryptos=ListCryptos(cryptos),
+        add_crypto=AddCrypto(cryptos, ResolveTicker(cache, source), source, clock),
+        get_crypto=GetCrypto(cryptos),
+        refresh_crypto=RefreshCrypto(cryptos, source, clock, keep),
+        price_history=PriceHistory(cryptos, keep),
+        price_stats=PriceStatistics(cryptos),
+        delete_crypto=DeleteCrypto(cryptos),
+        poll_prices=PollPrices(cryptos, source, clock, keep),
+        tokens=tokens,
+    )
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utc_now,
+    poller_monitor: PollerMonitor | None = None,
+    setup_logging: Callable[[Settings], None] = configure_logging,
+) -> Wiring:
+    """Everything wired, from ``settings`` (the environment's when None)."""
+    settings = settings or load_settings()
+    setup_logging(settings)
+    settings, embedded = with_laptop_defaults(settings)
+    cache = build_cache(settings)
+    limiter = build_rate_limiter(settings)  # shared by every worker through Redis, if any
+    source = CoinGeckoClient.from_settings(settings, limiter)
+    return Wiring(
+        settings=settings,
+        embedded_database=embedded,
+        services=build_services(settings, cache, source, clock),
+        cache=cache,
+        limiter=limiter,
+        source=source,
+        poller_monitor=poller_monitor,
+    )
+
+
+@asynccontextmanager
+async def database(wiring: Wiring) -> AsyncIterator[None]:
+    """Tortoise open on the wired database for the block (outside Sanic)."""
+    await Tortoise.init(config=wiring.tortoise_config(), _enable_global_fallback=True)
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
