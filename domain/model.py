@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from domain.errors import InvalidPassword, InvalidTicker, InvalidUsername
 
@@ -13,6 +14,12 @@ _TICKER = re.compile(r"[A-Z0-9]{1,20}")
 _USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,50}")
 PASSWORD_MIN_BYTES = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt reads no more than 72 bytes
+# Price statistics are given to 8 decimal places (a satoshi, 0.00000001, stays
+# visible) and percentages to 2; ties round away from zero, as PostgreSQL's round()
+# on numeric does.
+PRICE_DECIMALS = 8
+PERCENT_DECIMALS = 2
+ROUNDING = ROUND_HALF_UP
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,27 +139,53 @@ class PricePoint:
     timestamp: datetime
 
 
+def round_to(value: Decimal, places: int) -> Decimal:
+    """``value`` to ``places`` decimal places (ROUNDING), exactly, however large it is;
+    never a negative zero."""
+    # quantize fails when the result needs more digits than the context's precision.
+    digits = max(value.adjusted() + 1, 1) + places
+    rounded = value.quantize(
+        Decimal(1).scaleb(-places), context=Context(prec=max(digits, 28), rounding=ROUNDING)
+    )
+    return rounded.copy_abs() if rounded.is_zero() else rounded
+
+
 @dataclass(frozen=True, slots=True)
 class PriceStats:
-    """Aggregates over a crypto's stored history."""
+    """Aggregates over a crypto's stored history.
+
+    The prices are exact decimals (the database aggregates in ``numeric``, not in
+    floating point, so a change never reads -0.0004421000000000008). ``min_price``,
+    ``max_price``, ``avg_price`` and ``price_change`` are given to PRICE_DECIMALS
+    places, ``price_change_percent`` to PERCENT_DECIMALS; ``current_price`` is the
+    stored price, untouched.
+    """
 
     current_price: float
-    min_price: float | None
-    max_price: float | None
-    avg_price: float | None
-    oldest_price: float | None
-    newest_price: float | None
+    min_price: Decimal | None
+    max_price: Decimal | None
+    avg_price: Decimal | None
+    oldest_price: Decimal | None
+    newest_price: Decimal | None
     records_count: int
 
-    @property
-    def price_change(self) -> float | None:
-        if self.oldest_price is None or self.newest_price is None:
-            return None
-        return self.newest_price - self.oldest_price
+    def __post_init__(self) -> None:
+        for name in ("min_price", "max_price", "avg_price"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, round_to(value, PRICE_DECIMALS))
 
     @property
-    def price_change_percent(self) -> float | None:
-        change = self.price_change
-        if change is None or not self.oldest_price:
+    def price_change(self) -> Decimal | None:
+        """Newest price minus oldest."""
+        if self.oldest_price is None or self.newest_price is None:
             return None
-        return round(change / self.oldest_price * 100, 2)
+        return round_to(self.newest_price - self.oldest_price, PRICE_DECIMALS)
+
+    @property
+    def price_change_percent(self) -> Decimal | None:
+        """The change over the oldest price, times 100 (from the exact change)."""
+        if self.oldest_price is None or self.newest_price is None or not self.oldest_price:
+            return None
+        change = self.newest_price - self.oldest_price
+        return round_to(change / self.oldest_price * 100, PERCENT_DECIMALS)

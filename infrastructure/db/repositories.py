@@ -98,14 +98,18 @@ WHERE c.symbol = $1
 ORDER BY h.ts, h.id
 """
 
+# In numeric, not float8: float8::numeric keeps the 15 significant digits a double
+# holds for sure, so 0.0012345 is exactly 0.0012345 and the average and the change
+# (computed exactly from oldest and newest in PriceStats) carry no binary noise.
+# asyncpg returns numeric as Decimal.
 _STATS = """
 SELECT c.current_price,
-       MIN(h.price) AS min_price,
-       MAX(h.price) AS max_price,
-       AVG(h.price) AS avg_price,
+       MIN(h.price)::numeric AS min_price,
+       MAX(h.price)::numeric AS max_price,
+       AVG(h.price::numeric) AS avg_price,
        COUNT(h.id) AS records_count,
-       (ARRAY_AGG(h.price ORDER BY h.ts, h.id))[1] AS oldest_price,
-       (ARRAY_AGG(h.price ORDER BY h.ts DESC, h.id DESC))[1] AS newest_price
+       (ARRAY_AGG(h.price ORDER BY h.ts, h.id))[1]::numeric AS oldest_price,
+       (ARRAY_AGG(h.price ORDER BY h.ts DESC, h.id DESC))[1]::numeric AS newest_price
 FROM cryptos AS c
 LEFT JOIN price_history AS h ON h.crypto_id = c.id
 WHERE c.symbol = $1

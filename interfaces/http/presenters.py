@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from domain.model import Crypto, PricePoint, PriceStats, Ticker
@@ -29,16 +30,22 @@ def history_json(symbol: Ticker, points: list[PricePoint]) -> dict[str, Any]:
     }
 
 
+def number(value: Decimal | None) -> float | None:
+    """A JSON number, not a string. The nearest double of a decimal with at most 15
+    significant digits prints as that decimal (-0.0004421), so no noise comes back."""
+    return None if value is None else float(value)
+
+
 def stats_json(symbol: Ticker, stats: PriceStats) -> dict[str, Any]:
     return {
         "symbol": symbol.value,
         "current_price": stats.current_price,
         "stats": {
-            "min_price": stats.min_price,
-            "max_price": stats.max_price,
-            "avg_price": stats.avg_price,
-            "price_change": stats.price_change,
-            "price_change_percent": stats.price_change_percent,
+            "min_price": number(stats.min_price),
+            "max_price": number(stats.max_price),
+            "avg_price": number(stats.avg_price),
+            "price_change": number(stats.price_change),
+            "price_change_percent": number(stats.price_change_percent),
             "records_count": stats.records_count,
         },
     }

@@ -111,12 +111,12 @@ async def test_rate_limit_says_when_to_retry(api):
     assert "retry" in r.json()["error"].lower()
 
 
-async def test_get_one(api):
-    await add(api, "BTC")
+async def test_get_one_answers_the_crypto_itself(api):
+    added = (await add(api, "BTC")).json()["crypto"]
     for path in ("/crypto/BTC", "/crypto/btc"):
         r = await api.client.get(path, headers=api.auth)
         assert r.status_code == 200
-        assert r.json()["crypto"]["symbol"] == "BTC"
+        assert r.json() == added  # not wrapped in {"crypto": ...}
     r = await api.client.get("/crypto/ETH", headers=api.auth)
     assert (r.status_code, r.json()) == (404, {"error": "crypto ETH is not tracked"})
 
@@ -127,9 +127,8 @@ async def test_refresh_stores_a_new_price(api):
     r = await api.client.put("/crypto/btc/refresh", headers=api.auth)
     assert r.status_code == 200
     assert r.json()["crypto"]["current_price"] == 50123.25
-    assert (await api.client.get("/crypto/BTC", headers=api.auth)).json()["crypto"][
-        "current_price"
-    ] == 50123.25
+    got = (await api.client.get("/crypto/BTC", headers=api.auth)).json()
+    assert got["current_price"] == 50123.25
     history = (await api.client.get("/crypto/BTC/history", headers=api.auth)).json()["history"]
     assert [p["price"] for p in history][-1] == 50123.25 and len(history) == 2
 
@@ -149,7 +148,7 @@ async def test_refresh_failure_is_500_and_leaves_the_crypto_as_it_was(api, failu
     r = await api.client.put("/crypto/BTC/refresh", headers=api.auth)
     assert r.status_code == 500 and "CoinGecko" in r.json()["error"]
     api.gecko.clear_failures()
-    assert (await api.client.get("/crypto/BTC", headers=api.auth)).json()["crypto"] == before
+    assert (await api.client.get("/crypto/BTC", headers=api.auth)).json() == before
     history = (await api.client.get("/crypto/BTC/history", headers=api.auth)).json()["history"]
     assert len(history) == 1
 
@@ -192,6 +191,53 @@ async def test_history_and_stats(api):
             "price_change_percent": 10.0,
             "records_count": 4,
         },
+    }
+
+
+async def prices_then_stats(api, coin_id, symbol, prices):
+    """Track ``symbol`` at the first price, refresh through the others; its stats."""
+    api.gecko.set_price(coin_id, prices[0])
+    assert (await add(api, symbol)).status_code == 201
+    for price in prices[1:]:
+        api.gecko.set_price(coin_id, price)
+        r = await api.client.put(f"/crypto/{symbol}/refresh", headers=api.auth)
+        assert r.status_code == 200
+    r = await api.client.get(f"/crypto/{symbol}/stats", headers=api.auth)
+    assert r.status_code == 200
+    return r.json()
+
+
+async def test_stats_carry_no_float_noise(api):
+    prices = [0.0012345, 0.0009876, 0.0007924]
+    assert prices[2] - prices[0] != -0.0004421  # float arithmetic would answer noise
+
+    body = await prices_then_stats(api, "bitcoin", "BTC", prices)
+
+    assert body == {
+        "symbol": "BTC",
+        "current_price": 0.0007924,
+        "stats": {
+            "min_price": 0.0007924,
+            "max_price": 0.0012345,
+            "avg_price": 0.00100483,  # 0.00100483333... to 8 places
+            "price_change": -0.0004421,
+            "price_change_percent": -35.81,
+            "records_count": 3,
+        },
+    }
+
+
+async def test_stats_of_a_satoshi_priced_coin_stay_non_zero(api):
+    body = await prices_then_stats(api, "dogecoin", "DOGE", [0.00000001, 0.00000003])
+
+    assert body["current_price"] == 0.00000003
+    assert body["stats"] == {
+        "min_price": 0.00000001,
+        "max_price": 0.00000003,
+        "avg_price": 0.00000002,
+        "price_change": 0.00000002,
+        "price_change_percent": 200.0,
+        "records_count": 2,
     }
 
 

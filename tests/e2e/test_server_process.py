@@ -73,7 +73,7 @@ async def test_four_workers_run_one_poller(database_url, gecko, tmp_path):
             assert 3 <= len(polls) <= 7, len(polls)
             assert all(sorted(c.query["ids"].split(",")) == ["bitcoin", "ethereum"] for c in polls)
             r = await client.get("/crypto/BTC", headers=auth)
-            assert r.json()["crypto"]["current_price"] == 70000.0
+            assert r.json()["current_price"] == 70000.0
             history = (await client.get("/crypto/BTC/history", headers=auth)).json()["history"]
             assert len(history) >= 3
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from domain.errors import CryptoAlreadyTracked, UpstreamError, UsernameTaken
 from domain.model import (
@@ -79,12 +80,13 @@ class InMemoryCryptoRepository:
         crypto = self.rows.get(symbol.value)
         if crypto is None:
             return None
-        prices = [p.price for p in self.points[crypto.id]]
+        # str() of a double is the decimal PostgreSQL's float8::numeric gives for it.
+        prices = [Decimal(str(p.price)) for p in self.points[crypto.id]]
         return PriceStats(
             current_price=crypto.current_price,
             min_price=min(prices),
             max_price=max(prices),
-            avg_price=sum(prices) / len(prices),
+            avg_price=sum(prices, Decimal(0)) / len(prices),
             oldest_price=prices[0],
             newest_price=prices[-1],
             records_count=len(prices),

@@ -1,9 +1,18 @@
 import math
+from decimal import Decimal
 
 import pytest
 
 from domain.errors import InvalidPassword, InvalidTicker, InvalidUsername
-from domain.model import PriceStats, Ticker, Username, check_new_password, valid_price
+from domain.model import (
+    PERCENT_DECIMALS,
+    PRICE_DECIMALS,
+    PriceStats,
+    Ticker,
+    Username,
+    check_new_password,
+    valid_price,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,17 +82,93 @@ def test_valid_price(raw, ok):
     assert valid_price(raw) == ok
 
 
-def test_stats_change_and_percent():
-    stats = PriceStats(
-        current_price=110,
-        min_price=90,
-        max_price=120,
-        avg_price=105,
-        oldest_price=100,
-        newest_price=110.123,
-        records_count=4,
+def stats(
+    oldest: str | None,
+    newest: str | None,
+    *,
+    low: str | None = None,
+    high: str | None = None,
+    avg: str | None = None,
+) -> PriceStats:
+    def dec(value: str | None) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+    return PriceStats(
+        current_price=1.0,
+        min_price=dec(low),
+        max_price=dec(high),
+        avg_price=dec(avg),
+        oldest_price=dec(oldest),
+        newest_price=dec(newest),
+        records_count=0 if oldest is None else 2,
     )
-    assert stats.price_change == pytest.approx(10.123)
-    assert stats.price_change_percent == 10.12
-    empty = PriceStats(110, None, None, None, None, None, 0)
+
+
+def test_stats_change_and_percent():
+    moved = stats("100", "110.123")
+    assert moved.price_change == Decimal("10.123")
+    assert moved.price_change_percent == Decimal("10.12")
+    empty = stats(None, None)
     assert empty.price_change is None and empty.price_change_percent is None
+    assert empty.min_price is empty.max_price is empty.avg_price is None
+
+
+def test_stats_change_is_exact_where_floats_are_not():
+    assert 0.0007924 - 0.0012345 != -0.0004421  # the noise this guards against
+    change = stats("0.0012345", "0.0007924").price_change
+    assert change == Decimal("-0.0004421")
+    assert repr(float(change)) == "-0.0004421"
+
+
+def test_stats_round_prices_to_price_decimals():
+    rounded = stats(
+        "0.0012345",
+        "0.0007924",
+        low="0.000000014",
+        high="45000.123456785",
+        avg="0.00100483333333333333",
+    )
+    assert rounded.min_price == Decimal("0.00000001")
+    assert rounded.max_price == Decimal("45000.12345679")
+    assert rounded.avg_price == Decimal("0.00100483")
+    for value in (rounded.min_price, rounded.max_price, rounded.avg_price, rounded.price_change):
+        assert value is not None and value.as_tuple().exponent == -PRICE_DECIMALS
+    percent = rounded.price_change_percent
+    assert percent == Decimal("-35.81")
+    assert percent is not None and percent.as_tuple().exponent == -PERCENT_DECIMALS
+
+
+def test_a_satoshi_priced_coin_keeps_non_zero_stats():
+    tiny = stats("0.00000001", "0.00000002", low="0.00000001", high="0.00000002", avg="1.5E-8")
+    assert tiny.min_price == Decimal("0.00000001")
+    assert tiny.avg_price == Decimal("0.00000002")
+    assert tiny.price_change == Decimal("0.00000001")
+    assert tiny.price_change_percent == Decimal("100")
+
+
+@pytest.mark.parametrize(
+    "oldest, newest, change, percent",
+    [
+        ("1", "1.000000005", "0.00000001", "0"),  # ties go away from zero
+        ("1", "0.999999995", "-0.00000001", "0"),
+        ("800", "801", "1", "0.13"),  # 0.125 %: half-even would give 0.12
+        ("800", "799", "-1", "-0.13"),
+    ],
+)
+def test_stats_ties_round_away_from_zero(oldest, newest, change, percent):
+    tie = stats(oldest, newest)
+    assert (tie.price_change, tie.price_change_percent) == (Decimal(change), Decimal(percent))
+
+
+def test_stats_never_give_a_negative_zero():
+    flat = stats("1.000000001", "1", low="-0.000000001")
+    assert flat.price_change == 0 and not flat.price_change.is_signed()
+    assert flat.min_price == 0 and not flat.min_price.is_signed()
+    assert not stats("100000", "99999.999999").price_change_percent.is_signed()
+
+
+def test_stats_round_huge_values_without_error():
+    huge = stats("1E+300", "2E+300", high="2E+300")
+    assert huge.max_price == Decimal("2E+300")
+    assert huge.price_change == Decimal("1E+300")
+    assert huge.price_change_percent == Decimal("100")

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 
 from application.add_crypto import AddCrypto
@@ -165,8 +167,8 @@ async def test_stats(world):
     symbol, stats = await PriceStatistics(world.repo)("btc")
     assert symbol == Ticker("BTC")
     assert stats.records_count == 2
-    assert stats.price_change == pytest.approx(4999.5)
-    assert stats.price_change_percent == 11.11
+    assert stats.price_change == Decimal("4999.5")
+    assert stats.price_change_percent == Decimal("11.11")
 
 
 async def test_poll_updates_every_crypto_in_one_batch_and_one_write(world):

@@ -36,8 +36,14 @@ async def add_crypto(request: Request) -> HTTPResponse:
 @bp.get("/<symbol:str>")
 @secured
 async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
-    """One tracked crypto."""
-    return json({"crypto": crypto_json(await services(request).get_crypto(symbol))})
+    """One tracked crypto.
+
+    The body is the crypto object itself, not wrapped in {"crypto": ...} as the
+    answers of POST /crypto and PUT /crypto/{symbol}/refresh are:
+    {"symbol": "BTC", "name": "Bitcoin", "current_price": 45000.5,
+    "last_updated": "2024-01-01T12:00:00Z"}
+    """
+    return json(crypto_json(await services(request).get_crypto(symbol)))
 
 
 @bp.put("/<symbol:str>/refresh")
