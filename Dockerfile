@@ -32,6 +32,7 @@ COPY domain ./domain
 COPY application ./application
 COPY infrastructure ./infrastructure
 COPY interfaces ./interfaces
+COPY bootstrap.py ./
 # Smoke test of the installed copy (-P: not the source tree in the working directory).
 RUN pip install --no-deps . \
     && python -P -c "import interfaces.http.app, infrastructure.db.config"
@@ -45,7 +46,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     AERICH_NO_TORTOISE_V1_WARNING=1 \
     DATA_DIR=/app/data \
     PORT=8000 \
-    WORKERS=2
+    WORKERS=2 \
+    LOG_FORMAT=json
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home \

@@ -2,6 +2,8 @@
 #
 #   make run      create .venv, install, serve on http://127.0.0.1:8000 (embedded defaults)
 #   make test     the whole test suite (needs the PostgreSQL and Redis described in README.md)
+#   make start    build the image and run it, with PostgreSQL and Redis, on kubectl's cluster
+#   make stop     delete all that make start created, the database's volume included
 #
 # Override any variable on the command line: make run PORT=9000 WORKERS=2
 
@@ -26,7 +28,25 @@ APP := interfaces.http.app:create_app
 export AERICH_NO_TORTOISE_V1_WARNING := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install run test migrate lint format bench clean clean-data
+# Kubernetes. kubectl: the operator's own on PATH, else the one `make install` puts in .venv.
+KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(BIN)/kubectl)
+# make start: the registry repository to push to, for a cluster that is not kind or minikube.
+IMAGE ?=
+K8S_NAMESPACE := crypto-price
+MIGRATE_JOB := crypto-price-server-migrate
+# make start writes k8s/dev with the image it built here (build/ is not committed).
+DEV_OVERLAY := build/k8s-dev
+# make manifests validates against this version's API schemas: the oldest we support.
+K8S_VERSION ?= 1.31.0
+# --quiet prints only problems: an ERROR, or a WARN for a kind it has no schema for.
+VALIDATE = $(BIN)/kubernetes-validate --strict --quiet --kubernetes-version $(K8S_VERSION) -
+
+# Shell snippets for the recipes: $$context is kubectl's current context, and a local
+# cluster (kind, minikube) is one make start can load the image into.
+KUBE_CONTEXT = context=$$($(KUBECTL) config current-context) || { echo "make $@: \`$(KUBECTL) config current-context\` failed: install kubectl (or make install) and point it at a cluster" >&2; exit 1; }; echo "kubectl context: $$context"
+LOCAL_CLUSTER = kind-* | minikube
+
+.PHONY: help install run test migrate lint format bench clean clean-data start stop manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -79,3 +99,45 @@ clean: ## remove .venv, build output and caches (keeps data/)
 
 clean-data: ## remove data/: the embedded database and the generated dev JWT secret
 	rm -rf data
+
+start: ## build the image and run k8s/dev (the API, PostgreSQL, Redis) on kubectl's current cluster
+	@$(KUBE_CONTEXT); case "$$context" in $(LOCAL_CLUSTER)) ;; *) [ -n "$(IMAGE)" ] || { \
+		echo "make start: '$$context' is not a kind or minikube cluster, so the image must go through a registry it can pull from: make start IMAGE=registry.example.com/crypto-price-server" >&2; exit 1; } ;; esac
+	mkdir -p $(DEV_OVERLAY)
+	docker build --iidfile $(DEV_OVERLAY)/image-id .
+	@# Tagged with the image's own id: a new build rolls out, an unchanged one changes nothing.
+	echo "$(or $(IMAGE),crypto-price-server):dev-$$(cut -c 8-19 $(DEV_OVERLAY)/image-id)" > $(DEV_OVERLAY)/image
+	docker tag "$$(cat $(DEV_OVERLAY)/image-id)" "$$(cat $(DEV_OVERLAY)/image)"
+	@$(KUBE_CONTEXT); image=$$(cat $(DEV_OVERLAY)/image); case "$$context" in \
+		kind-*) load="kind load docker-image $$image --name $${context#kind-}" ;; \
+		minikube) load="minikube image load $$image" ;; \
+		*) load="docker push $$image" ;; \
+	esac; echo "$$load"; $$load
+	@# k8s/dev with the image just built in place of the release's (k8s/base's images entry).
+	@release=$$($(KUBECTL) kustomize k8s/base | sed -n 's/^ *image: //p' | sort -u); image=$$(cat $(DEV_OVERLAY)/image); \
+	printf '%s\n' '# Written by make start: k8s/dev running the image it built.' \
+		'resources: [../../k8s/dev]' 'images:' "  - name: $${release%:*}" \
+		"    newName: $${image%:*}" "    newTag: $${image##*:}" > $(DEV_OVERLAY)/kustomization.yaml; \
+	echo "$(DEV_OVERLAY)/kustomization.yaml: k8s/dev with $$image instead of $$release"
+	@# A Job's pod template is immutable: the migration Job is deleted and applied anew.
+	$(KUBECTL) -n $(K8S_NAMESPACE) delete job $(MIGRATE_JOB) --ignore-not-found
+	$(KUBECTL) apply -k $(DEV_OVERLAY)
+	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status statefulset/postgres --timeout=5m
+	$(KUBECTL) -n $(K8S_NAMESPACE) wait --for=condition=complete job/$(MIGRATE_JOB) --timeout=10m \
+		|| { $(KUBECTL) -n $(K8S_NAMESPACE) logs job/$(MIGRATE_JOB) --tail=30; exit 1; }
+	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/crypto-price-server --timeout=15m
+	@echo
+	@echo "The API is up. Reach it from this machine with:"
+	@echo "  $(KUBECTL) -n $(K8S_NAMESPACE) port-forward service/crypto-price-server 8000:80"
+	@echo "  curl -s http://127.0.0.1:8000/health/ready"
+	@echo "make start again deploys your changes; make stop deletes it all, database included."
+
+stop: ## delete what make start created: the namespace, and with it PostgreSQL's and Redis' volumes (data)
+	@$(KUBE_CONTEXT); case "$$context" in $(LOCAL_CLUSTER)) ;; *) [ "$(CONTEXT)" = "$$context" ] || { \
+		echo "make stop: '$$context' is not a kind or minikube cluster; to delete namespace $(K8S_NAMESPACE) there, confirm with make stop CONTEXT=$$context" >&2; exit 1; } ;; esac
+	$(KUBECTL) delete -k k8s/dev --ignore-not-found
+
+manifests: $(STAMP) ## build k8s and k8s/dev with kustomize and validate them (strict) against Kubernetes' schemas
+	$(BIN)/kubectl kustomize k8s | $(VALIDATE) | { ! grep . ; }
+	$(BIN)/kubectl kustomize k8s/dev | $(VALIDATE) | { ! grep . ; }
+	@echo "k8s and k8s/dev build and validate against Kubernetes $(K8S_VERSION)"
