@@ -261,6 +261,12 @@ class FakeCoinGecko:
     def clear_failures(self) -> None:
         self._rules.clear()
 
+    def release_hung(self) -> None:
+        """Let every request held by a ``Failure.hang`` answer now (and later ones at once)."""
+        self.clear_failures()
+        if self._released is not None:
+            self._released.set()
+
     def calls(self, path: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if path is None or r.path == path]
 

@@ -1,0 +1,80 @@
+"""SIGTERM drains: what is in flight is answered, what comes after is turned away,
+and the server exits well within Kubernetes' grace period."""
+
+import asyncio
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.fakes.coingecko_server import Failure
+from tests.support.database import truncate_tables
+from tests.support.server_process import running_server, server_env
+
+pytestmark = pytest.mark.integration
+
+IN_FLIGHT = 20
+GRACE_SECONDS = 20  # SHUTDOWN_GRACE_SECONDS' default; k8s gives 35 in all
+
+
+async def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting {seconds} s for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_sigterm_answers_every_request_in_flight_then_exits(database_url, gecko, tmp_path):
+    await truncate_tables(database_url)
+    env = server_env(
+        database_url,
+        gecko.base_url,
+        tmp_path,
+        PRICE_POLLER_ENABLED="false",
+        COINGECKO_TIMEOUT_SECONDS="30",
+    )
+    async with running_server(env, tmp_path / "server.log", workers=2) as server:
+        await server.wait_ready()
+        async with server.client() as client:
+            r = await client.post(
+                "/auth/register", json={"username": "ops", "password": "op password"}
+            )
+            auth = {"Authorization": f"Bearer {r.json()['token']}"}
+            assert (await client.post("/crypto", json={"symbol": "BTC"}, headers=auth)).is_success
+            gecko.set_price("bitcoin", 71000.0)
+            gecko.fail(Failure.hang(120), path="/simple/price")
+
+            async def refresh() -> httpx.Response:
+                async with server.client() as own:  # a connection each, as 20 clients
+                    return await own.put("/crypto/BTC/refresh", headers=auth)
+
+            requests = [asyncio.create_task(refresh()) for _ in range(IN_FLIGHT)]
+
+            async def all_in_flight() -> bool:
+                return len(gecko.calls("/simple/price")) >= IN_FLIGHT
+
+            await wait_for(all_in_flight, 30, "every refresh to reach CoinGecko")
+            stopped_at = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+
+            async def refused() -> bool:
+                try:
+                    async with server.client(timeout=1) as late:
+                        await late.get("/health")
+                except httpx.TransportError:
+                    return True
+                return False
+
+            await wait_for(refused, 10, "new connections to be refused")
+            gecko.release_hung()
+            answers = await asyncio.gather(*requests)
+        code = await server.stop(None, seconds=GRACE_SECONDS + 10)
+        took = time.monotonic() - stopped_at
+
+    assert [a.status_code for a in answers] == [200] * IN_FLIGHT, [a.text for a in answers]
+    assert all(a.json()["crypto"]["current_price"] == 71000.0 for a in answers)
+    assert code == 0, server.log()[-3000:]
+    assert took < GRACE_SECONDS, took
+    assert "Traceback" not in server.log()

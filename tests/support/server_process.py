@@ -1,0 +1,103 @@
+"""The server as deployed, in a process of its own: ``sanic ... --factory`` on a free
+port, its output kept in a log file, stopped by a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support.live_server import free_port, sanic_command
+
+ROOT = Path(__file__).resolve().parents[2]
+JWT_SECRET = "test-only-secret-" + "0123456789abcdef" * 3
+
+
+def server_env(
+    database_url: str, gecko_url: str, data_dir: Path, **overrides: str
+) -> dict[str, str]:
+    """The machine's environment plus what a test server needs; no Redis unless given."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "COINGECKO_BASE_URL": gecko_url,
+        "COINGECKO_CALLS_PER_MINUTE": "10000",
+        "JWT_SECRET": JWT_SECRET,
+        "BCRYPT_ROUNDS": "4",
+        "DATA_DIR": str(data_dir),
+        **overrides,
+    }
+    if not overrides.get("REDIS_URL"):
+        env.pop("REDIS_URL", None)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    process: asyncio.subprocess.Process
+    port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self, timeout: float = 30) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+
+    async def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        async with self.client(timeout=5) as client:
+            while time.monotonic() < deadline:
+                assert self.process.returncode is None, f"server exited:\n{self.log()[-3000:]}"
+                with suppress(httpx.TransportError):
+                    if (await client.get("/health/ready")).status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"the server did not become ready:\n{self.log()[-3000:]}")
+
+    async def stop(self, sig: signal.Signals | None = signal.SIGINT, seconds: float = 30) -> int:
+        """Send ``sig`` (None: it was sent already) and wait for the exit; kill it (and
+        fail) past ``seconds``. A second SIGINT or SIGTERM would make Sanic kill its workers."""
+        if sig is not None and self.process.returncode is None:
+            self.process.send_signal(sig)
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout=seconds)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            raise AssertionError(f"server still running {seconds} s after the signal") from None
+
+
+@asynccontextmanager
+async def running_server(
+    env: Mapping[str, str], log_path: Path, workers: int = 1
+) -> AsyncIterator[ServerProcess]:
+    """A started server (not yet ready: call ``wait_ready``), stopped on the way out."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            *sanic_command(port, workers),
+            cwd=ROOT,
+            env=dict(env),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # a SIGKILL of the test leaves no orphan on the port
+        )
+    server = ServerProcess(process, port, log_path)
+    try:
+        yield server
+    finally:
+        if process.returncode is None:
+            with suppress(AssertionError):
+                await server.stop()
