@@ -71,11 +71,15 @@ class CryptoRepository(Protocol):
 
 
 class UserRepository(Protocol):
+    """Usernames are unique regardless of case: ``Carol`` and ``carol`` are one name."""
+
     async def add(self, username: str, password_hash: str) -> User:
-        """Raises UsernameTaken when the username is stored already."""
+        """Raises UsernameTaken when the username is stored already, in any case."""
         ...
 
-    async def get_by_username(self, username: str) -> User | None: ...
+    async def get_by_username(self, username: str) -> User | None:
+        """The user whose name matches in any case (``CAROL`` finds ``Carol``)."""
+        ...
 
 
 class PriceSource(Protocol):

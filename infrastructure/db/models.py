@@ -14,6 +14,9 @@ from tortoise.models import Model
 
 class UserRecord(Model):
     id = fields.IntField(primary_key=True)
+    # Also unique regardless of case: the unique index on lower(username) is in
+    # migration 1_..._username_case_insensitive, as Tortoise cannot declare an
+    # expression index unique (so aerich neither generates nor drops it).
     username = fields.CharField(max_length=50, unique=True)
     password_hash = fields.CharField(max_length=255)
     created_at = fields.DatetimeField(db_default=Now())

@@ -117,6 +117,13 @@ GROUP BY c.id
 """
 
 
+# Usernames are unique regardless of case (a unique index on lower(username)); the
+# same expression on both sides lets that index serve the lookup.
+_USER_BY_NAME = """
+SELECT id, username, password_hash FROM users WHERE lower(username) = lower($1)
+"""
+
+
 def _db() -> BaseDBAsyncClient:
     return get_connection(CONNECTION)
 
@@ -249,12 +256,16 @@ class TortoiseUserRepository:
         try:
             record = await UserRecord.create(username=username, password_hash=password_hash)
         except IntegrityError:
+            # Also when only the case differs (the lower(username) index).
             raise UsernameTaken(f"username {username!r} is already taken") from None
         return _to_user(record)
 
     async def get_by_username(self, username: str) -> User | None:
-        record = await UserRecord.get_or_none(username=username)
-        return None if record is None else _to_user(record)
+        _, rows = await _db().execute_query(_USER_BY_NAME, [username])
+        if not rows:
+            return None
+        row = rows[0]
+        return User(id=row["id"], username=row["username"], password_hash=row["password_hash"])
 
 
 async def database_ready() -> tuple[bool, list[str]]:

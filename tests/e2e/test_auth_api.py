@@ -68,6 +68,35 @@ async def test_register_accepts_72_bytes_and_taken_username_is_409(api):
     assert r.status_code == 200
 
 
+def subject(token: str) -> str:
+    return jwt.decode(token, JWT_SECRET, algorithms=["HS256"])["sub"]
+
+
+async def test_usernames_are_unique_in_any_case(api):
+    carol = {"username": "Carol", "password": "carol password"}
+    first = await api.client.post("/auth/register", json=carol)
+    assert first.status_code == 201
+    for spelling in ("carol", "CAROL"):
+        r = await api.client.post(
+            "/auth/register", json={"username": spelling, "password": "other password"}
+        )
+        assert (r.status_code, r.json()) == (
+            409,
+            {"error": f"username {spelling!r} is already taken"},
+        )
+
+
+async def test_login_accepts_the_username_in_any_case(api):
+    carol = {"username": "Carol", "password": "carol password"}
+    registered = await api.client.post("/auth/register", json=carol)
+    for spelling in ("CAROL", "carol", "Carol"):
+        r = await api.client.post("/auth/login", json={**carol, "username": spelling})
+        assert r.status_code == 200, spelling
+        assert subject(r.json()["token"]) == subject(registered.json()["token"])
+    r = await api.client.post("/auth/login", json={"username": "CAROL", "password": "wrong pass"})
+    assert r.status_code == 401
+
+
 async def test_login(api):
     await api.client.post("/auth/register", json=GOOD)
     r = await api.client.post("/auth/login", json=GOOD)

