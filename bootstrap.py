@@ -43,11 +43,14 @@ from infrastructure.db.embedded import start_embedded_postgres
 from infrastructure.db.leader_lock import AdvisoryLeaderLock
 from infrastructure.db.repositories import TortoiseCryptoRepository, TortoiseUserRepository
 from infrastructure.log_setup import configure_logging
+from infrastructure.metrics import PrometheusPollerMonitor
 from infrastructure.security.passwords import BcryptPasswordHasher
 from infrastructure.security.tokens import JwtTokenService, load_or_create_secret
 from infrastructure.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
+
+PROMETHEUS_POLLER_MONITOR = PrometheusPollerMonitor()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,7 @@ def bootstrap(
     settings: Settings | None = None,
     *,
     clock: Clock = utc_now,
-    poller_monitor: PollerMonitor | None = None,
+    poller_monitor: PollerMonitor | None = PROMETHEUS_POLLER_MONITOR,
     setup_logging: Callable[[Settings], None] = configure_logging,
 ) -> Wiring:
     """Everything wired, from ``settings`` (the environment's when None)."""

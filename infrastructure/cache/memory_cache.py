@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from domain.model import CoinRef, Ticker
+from infrastructure.metrics import observe_cache_lookup
 
 DEFAULT_TTL_SECONDS = 24 * 60 * 60
 DEFAULT_MAX_ENTRIES = 10_000
@@ -35,12 +36,17 @@ class MemoryTickerCache:
         self._entries: dict[str, tuple[CoinRef, float]] = {}
 
     async def get(self, symbol: Ticker) -> CoinRef | None:
-        entry = self._entries.get(symbol.value)
+        ref = self._lookup(symbol.value)
+        observe_cache_lookup("memory", hit=ref is not None)
+        return ref
+
+    def _lookup(self, key: str) -> CoinRef | None:
+        entry = self._entries.get(key)
         if entry is None:
             return None
         ref, expires_at = entry
         if self._clock() >= expires_at:
-            del self._entries[symbol.value]
+            del self._entries[key]
             return None
         return ref
 

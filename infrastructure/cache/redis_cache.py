@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 
 from domain.model import CoinRef, Ticker
 from infrastructure.cache.memory_cache import DEFAULT_TTL_SECONDS
+from infrastructure.metrics import observe_cache_lookup
 from infrastructure.redis_guard import (
     DEFAULT_RETRY_AFTER_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
@@ -103,7 +104,11 @@ class RedisTickerCache:
         return f"{self._prefix}{symbol.value}"
 
     async def get(self, symbol: Ticker) -> CoinRef | None:
-        key = self.key(symbol)
+        ref = await self._lookup(self.key(symbol))
+        observe_cache_lookup("redis", hit=ref is not None)
+        return ref
+
+    async def _lookup(self, key: str) -> CoinRef | None:
         raw = await self._redis.run(lambda client: self._unless_refused(client.get(key)))
         if raw is None or isinstance(raw, Skipped):
             return None

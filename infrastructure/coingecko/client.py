@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,7 @@ from infrastructure.coingecko.errors import (
     parse_retry_after,
 )
 from infrastructure.coingecko.rate_limiter import CallLimiter
+from infrastructure.metrics import observe_coingecko_call, observe_rate_limit_wait
 
 if TYPE_CHECKING:
     from infrastructure.settings import Settings
@@ -263,7 +265,7 @@ class CoinGeckoClient:
         return self._session
 
     async def _get(self, path: str, params: Mapping[str, str], *, max_wait: float) -> Any:
-        await self._limiter.acquire(max_wait=max_wait)
+        await self._take_slot(max_wait)
         url = self._base_url + path
         try:
             async with self._http().get(
@@ -277,18 +279,24 @@ class CoinGeckoClient:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError) as error:
+            observe_coingecko_call(path, "timeout" if isinstance(error, TimeoutError) else "error")
             raise self._unreachable(path, error) from None
 
         if 200 <= status < 300:
             try:
-                return json.loads(body)
+                data = json.loads(body)
             except ValueError:
+                observe_coingecko_call(path, "bad_body")
                 log.warning(
                     "CoinGecko %s answered %d with malformed JSON: %r", path, status, body[:200]
                 )
                 raise UpstreamError(
                     f"CoinGecko sent a malformed answer (not JSON) to {path}; try again later"
                 ) from None
+            observe_coingecko_call(path, "ok")
+            return data
+        outcome = "429" if status == 429 else "5xx" if status >= 500 else "error"
+        observe_coingecko_call(path, outcome)
         if status == 414:
             raise _UrlTooLong
         error_body = parse_error_body(body)
@@ -316,6 +324,17 @@ class CoinGeckoClient:
             message += "; try again later"
         raise UpstreamError(message)
 
+    async def _take_slot(self, max_wait: float) -> None:
+        """A slot of the budget, timed here rather than in the limiters: the Redis one
+        falls back on, and records every call in, a per-process one."""
+        started = time.monotonic()
+        try:
+            await self._limiter.acquire(max_wait=max_wait)
+        except UpstreamRateLimited:
+            observe_rate_limit_wait(time.monotonic() - started, refused=True)
+            raise
+        observe_rate_limit_wait(time.monotonic() - started, refused=False)
+
     def _unreachable(self, path: str, error: Exception) -> CoinGeckoUnreachable:
         if isinstance(error, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
             problem = f"CoinGecko did not answer within {self._timeout_seconds:g} s"
@@ -324,7 +343,9 @@ class CoinGeckoClient:
             problem = f"cannot connect to CoinGecko at {error.host}:{error.port} ({reason})"
         else:
             problem = f"the call to CoinGecko failed ({type(error).__name__})"
-        log.warning("CoinGecko %s: %s: %r", path, problem, error)
+        # str, not repr: an aiohttp ClientResponseError's repr shows the request's
+        # headers, the API key among them.
+        log.warning("CoinGecko %s: %s: %s: %s", path, problem, type(error).__name__, error)
         return CoinGeckoUnreachable(f"{problem}; try again later")
 
     def _unexpected(self, path: str, expected: str, data: object) -> UpstreamError:
