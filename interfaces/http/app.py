@@ -16,9 +16,11 @@ from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
 from infrastructure.db.migrate import upgrade
+from infrastructure.metrics import forget_this_process
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
-from interfaces.http.routes import auth, cryptos, health, pages
+from interfaces.http.observability import mount_observability
+from interfaces.http.routes import auth, cryptos, health, metrics, pages
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +62,18 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     wiring = bootstrap(settings)
     settings = wiring.settings
 
-    app = Sanic(APP_NAME)
+    # bootstrap configured logging for every logger, Sanic's included: no defaults of its own.
+    app = Sanic(APP_NAME, configure_logging=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace_seconds
     app.config.OAS_UI_DEFAULT = "swagger"
     app.ctx.wiring = wiring
     app.ctx.services = wiring.services
     register_error_handlers(app)
+    mount_observability(app)
     register_tortoise(app, config=wiring.tortoise_config())
 
-    for blueprint in (auth.bp, cryptos.bp, health.bp, pages.bp):
+    for blueprint in (auth.bp, cryptos.bp, health.bp, metrics.bp, pages.bp):
         app.blueprint(blueprint)
     describe_api(app)
 
@@ -86,5 +90,6 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     @app.after_server_stop
     async def close_clients(app: Sanic) -> None:
         await wiring.close()
+        forget_this_process()
 
     return app

@@ -1,0 +1,21 @@
+"""GET /metrics: the Prometheus scrape, summed over every worker of this server.
+
+No token: keep it off the public ingress (README, "Operating it")."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.response import raw
+from sanic_ext.extensions.openapi import openapi
+
+from infrastructure.metrics import exposition
+
+bp = Blueprint("metrics")
+
+
+@bp.get("/metrics")
+@openapi.exclude()
+async def metrics(request: Request) -> HTTPResponse:
+    """The metrics in Prometheus' text format."""
+    body, content_type = exposition()
+    return raw(body, content_type=content_type)
