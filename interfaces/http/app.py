@@ -18,6 +18,7 @@ from bootstrap import Wiring, bootstrap
 from infrastructure.db.migrate import upgrade
 from infrastructure.metrics import forget_this_process
 from infrastructure.settings import Settings
+from interfaces.http import sanic_fixes
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.observability import mount_observability
 from interfaces.http.routes import auth, cryptos, health, metrics, pages
@@ -59,6 +60,7 @@ def mount_poller(app: Sanic, wiring: Wiring) -> None:
 def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     """Build the app. Sanic's CLI passes its parsed arguments, which are not needed:
     the configuration comes from the environment (or ``settings``, in tests)."""
+    sanic_fixes.apply()
     wiring = bootstrap(settings)
     settings = wiring.settings
 

@@ -137,10 +137,7 @@ async def test_metrics_add_up_over_two_workers(database_url, gecko, tmp_path):
         async with running_server(env, tmp_path / "server.log", workers=2) as server:
             await server.wait_ready()
             async with server.client() as client:
-                r = await client.post(
-                    "/auth/register", json={"username": "ops", "password": "op password"}
-                )
-                auth = {"Authorization": f"Bearer {r.json()['token']}"}
+                auth = await server.register()
                 add = {"json": {"symbol": "BTC"}, "headers": auth}
                 assert (await client.post("/crypto", **add)).status_code == 201  # cache miss
                 assert (await client.delete("/crypto/BTC", headers=auth)).status_code == 200

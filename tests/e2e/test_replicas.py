@@ -53,10 +53,7 @@ async def test_replicas_share_one_poller_and_survive_sigkill(database_url, gecko
         servers = [r0, r1, r2]
         await asyncio.gather(*(s.wait_ready() for s in servers))
         async with r0.client() as client:
-            r = await client.post(
-                "/auth/register", json={"username": "ops", "password": "op password"}
-            )
-            auth = {"Authorization": f"Bearer {r.json()['token']}"}
+            auth = await r0.register()
             assert (await client.post("/crypto", json={"symbol": "BTC"}, headers=auth)).is_success
 
         # One poller for the three: about one /simple/price call an interval, not three.

@@ -38,10 +38,7 @@ async def test_sigterm_answers_every_request_in_flight_then_exits(database_url, 
     async with running_server(env, tmp_path / "server.log", workers=2) as server:
         await server.wait_ready()
         async with server.client() as client:
-            r = await client.post(
-                "/auth/register", json={"username": "ops", "password": "op password"}
-            )
-            auth = {"Authorization": f"Bearer {r.json()['token']}"}
+            auth = await server.register()
             assert (await client.post("/crypto", json={"symbol": "BTC"}, headers=auth)).is_success
             gecko.set_price("bitcoin", 71000.0)
             gecko.fail(Failure.hang(120), path="/simple/price")
@@ -78,3 +75,13 @@ async def test_sigterm_answers_every_request_in_flight_then_exits(database_url, 
     assert code == 0, server.log()[-3000:]
     assert took < GRACE_SECONDS, took
     assert "Traceback" not in server.log()
+
+
+async def test_a_signal_right_after_start_up_still_stops_the_server(database_url, gecko, tmp_path):
+    """sanic-org/sanic#2997: without interfaces/http/sanic_fixes.py the main process
+    hangs for ever when the signal lands while it waits for its workers to start."""
+    env = server_env(database_url, gecko.base_url, tmp_path, PRICE_POLLER_ENABLED="false")
+    for attempt in range(2):
+        async with running_server(env, tmp_path / f"server{attempt}.log", workers=2) as server:
+            await server.wait_ready()
+            assert await server.stop(signal.SIGTERM, seconds=15) == 0, server.log()[-3000:]

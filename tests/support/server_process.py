@@ -55,6 +55,17 @@ class ServerProcess:
     def client(self, timeout: float = 30) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
 
+    async def register(
+        self, username: str = "ops", password: str = "op password"
+    ) -> dict[str, str]:
+        """Register a user; the Authorization header that carries its token."""
+        async with self.client() as client:
+            r = await client.post(
+                "/auth/register", json={"username": username, "password": password}
+            )
+        assert r.status_code == 201, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
     async def wait_ready(self, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
         async with self.client(timeout=5) as client:
