@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
     shutdown_grace_seconds: float = Field(20.0, ge=0.0, le=600.0)
+    database_timeout_seconds: float = Field(2.0, ge=0.1, le=60.0)
+    registration_open: bool = True
+    login_failures_per_username: int = Field(10, ge=1, le=100_000)
+    login_failures_per_address: int = Field(50, ge=1, le=1_000_000)
+    login_window_seconds: int = Field(600, ge=1, le=86_400)
+    proxies_count: int = Field(0, ge=0, le=10)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
