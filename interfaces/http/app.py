@@ -60,12 +60,12 @@ def mount_poller(app: Sanic, wiring: Wiring) -> None:
 def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     """Build the app. Sanic's CLI passes its parsed arguments, which are not needed:
     the configuration comes from the environment (or ``settings``, in tests)."""
-    sanic_fixes.apply()
     wiring = bootstrap(settings)
     settings = wiring.settings
 
     # bootstrap configured logging for every logger, Sanic's included: no defaults of its own.
     app = Sanic(APP_NAME, configure_logging=False)
+    sanic_fixes.apply(app)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace_seconds
     app.config.OAS_UI_DEFAULT = "swagger"
