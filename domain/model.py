@@ -61,7 +61,10 @@ class Username:
 
 def check_new_password(password: str) -> None:
     """The rules a password must meet at registration."""
-    size = len(password.encode("utf-8"))
+    try:
+        size = len(password.encode("utf-8"))
+    except UnicodeEncodeError:  # an unpaired surrogate: bcrypt hashes UTF-8 bytes
+        raise InvalidPassword("password must be valid Unicode text") from None
     if size < PASSWORD_MIN_BYTES:
         raise InvalidPassword(f"password must be at least {PASSWORD_MIN_BYTES} bytes long")
     if size > PASSWORD_MAX_BYTES:

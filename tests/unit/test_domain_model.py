@@ -62,6 +62,12 @@ def test_password_rules_count_utf8_bytes():
         check_new_password("é" * 37)  # 37 characters, 74 bytes
 
 
+@pytest.mark.parametrize("password", ["long enough \ud800", "\udcff" * 10])
+def test_a_password_utf8_cannot_encode_is_refused_not_a_crash(password):
+    with pytest.raises(InvalidPassword, match="Unicode"):
+        check_new_password(password)
+
+
 @pytest.mark.parametrize(
     "raw, ok",
     [
