@@ -5,7 +5,7 @@ cross-site form can send ``text/plain`` or form-encoded bodies without asking fi
 but not JSON, since that needs a CORS preflight, which this API never allows.
 
 Bodies are parsed by pydantic-core's JSON parser (jiter), which has what the standard
-library's lacks for untrusted input: a nesting limit (a few hundred levels, so a
+library's lacks for untrusted input: a nesting limit (about 200 levels, so a
 deeply nested body is a 400, not a RecursionError), strict UTF-8, no lone surrogate
 escapes (``"\\ud800"``) and no ``NaN``. Every string field is then checked to be text
 PostgreSQL and bcrypt can take: no NUL character, no unpaired surrogate.
