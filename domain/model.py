@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,13 @@ PASSWORD_MAX_BYTES = 72  # bcrypt reads no more than 72 bytes
 PRICE_DECIMALS = 8
 PERCENT_DECIMALS = 2
 ROUNDING = ROUND_HALF_UP
+# The prices that make sense, in USD (anything else from upstream is skipped): a
+# quadrillion dollars at most, a trillionth at least. Every statistic over them stays
+# finite with room to spare (a sum of 100 prices is at most 1e17, a change at most
+# 1e29 percent), where one upstream 1.7e308 overflows a float8 sum and a change from
+# 5e-324 is infinite.
+MIN_PRICE = 1e-12
+MAX_PRICE = 1e15
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +67,10 @@ class Username:
 
 def check_new_password(password: str) -> None:
     """The rules a password must meet at registration."""
-    size = len(password.encode("utf-8"))
+    try:
+        size = len(password.encode("utf-8"))
+    except UnicodeEncodeError:  # an unpaired surrogate: bcrypt hashes UTF-8 bytes
+        raise InvalidPassword("password must be valid Unicode text") from None
     if size < PASSWORD_MIN_BYTES:
         raise InvalidPassword(f"password must be at least {PASSWORD_MIN_BYTES} bytes long")
     if size > PASSWORD_MAX_BYTES:
@@ -72,11 +81,15 @@ def check_new_password(password: str) -> None:
 
 
 def valid_price(value: object) -> float | None:
-    """A usable price: a finite number above zero (booleans are not numbers here)."""
+    """A usable price: a number from MIN_PRICE to MAX_PRICE (booleans are not numbers
+    here; NaN and the infinities are outside)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    price = float(value)
-    if not math.isfinite(price) or price <= 0:
+    try:
+        price = float(value)
+    except OverflowError:  # an int beyond any float
+        return None
+    if not MIN_PRICE <= price <= MAX_PRICE:
         return None
     return price
 

@@ -61,8 +61,9 @@ class CryptoRepository(Protocol):
         ...
 
     async def stats(self, symbol: Ticker) -> PriceStats | None:
-        """Aggregates over the stored history, computed by the database in one query;
-        None when the symbol is not tracked."""
+        """Aggregates over the stored history, computed by the database in one query,
+        of the prices ``valid_price`` accepts (older rows may hold others); None when
+        the symbol is not tracked."""
         ...
 
     async def delete(self, symbol: Ticker) -> bool:

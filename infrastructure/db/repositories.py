@@ -29,7 +29,17 @@ from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from domain.errors import CryptoAlreadyTracked, UsernameTaken
-from domain.model import Crypto, PricePoint, PriceStats, PriceUpdate, Ticker, TrackedCoin, User
+from domain.model import (
+    MAX_PRICE,
+    MIN_PRICE,
+    Crypto,
+    PricePoint,
+    PriceStats,
+    PriceUpdate,
+    Ticker,
+    TrackedCoin,
+    User,
+)
 from infrastructure.db.config import APP_LABEL, CONNECTION
 from infrastructure.db.migrate import APPLIED_SQL, missing_from
 from infrastructure.db.models import CryptoRecord, UserRecord
@@ -101,7 +111,10 @@ ORDER BY h.ts, h.id
 # In numeric, not float8: float8::numeric keeps the 15 significant digits a double
 # holds for sure, so 0.0012345 is exactly 0.0012345 and the average and the change
 # (computed exactly from oldest and newest in PriceStats) carry no binary noise.
-# asyncpg returns numeric as Decimal.
+# asyncpg returns numeric as Decimal. Only prices within MIN_PRICE..MAX_PRICE count:
+# rows stored before that rule (1.7e308, 5e-324, or NaN and Infinity written by hand)
+# would make a statistic infinite or not a number; NaN is outside too, as PostgreSQL
+# sorts it above every number.
 _STATS = """
 SELECT c.current_price,
        MIN(h.price)::numeric AS min_price,
@@ -111,7 +124,7 @@ SELECT c.current_price,
        (ARRAY_AGG(h.price ORDER BY h.ts, h.id))[1]::numeric AS oldest_price,
        (ARRAY_AGG(h.price ORDER BY h.ts DESC, h.id DESC))[1]::numeric AS newest_price
 FROM cryptos AS c
-LEFT JOIN price_history AS h ON h.crypto_id = c.id
+LEFT JOIN price_history AS h ON h.crypto_id = c.id AND h.price BETWEEN $2 AND $3
 WHERE c.symbol = $1
 GROUP BY c.id
 """
@@ -229,7 +242,7 @@ class TortoiseCryptoRepository:
         ]
 
     async def stats(self, symbol: Ticker) -> PriceStats | None:
-        _, rows = await _db().execute_query(_STATS, [symbol.value])
+        _, rows = await _db().execute_query(_STATS, [symbol.value, MIN_PRICE, MAX_PRICE])
         if not rows:
             return None
         row = rows[0]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from sanic import HTTPResponse, Request, Sanic
-from sanic.exceptions import SanicException
+from sanic.constants import HTTP_METHODS
+from sanic.exceptions import MethodNotAllowed, SanicException
 from sanic.response import json
 
 from domain.errors import (
@@ -58,7 +59,22 @@ def http_error(request: Request, error: SanicException) -> HTTPResponse:
     if status == 413:
         message = "request body is too large (the limit is 1 MiB)"
     headers = dict(getattr(error, "headers", None) or {})
+    if isinstance(error, MethodNotAllowed) and "Allow" not in headers:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return error_response(message, status, headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods ``request.path`` answers to. Sanic's router names them in a 405 of a
+    path without parameters only (``/crypto``, not ``/crypto/BTC/stats``)."""
+    allowed: list[str] = []
+    for method in HTTP_METHODS:
+        try:
+            request.app.router.get(request.path, method, request.headers.getone("host", None))
+        except SanicException:
+            continue
+        allowed.append(str(method))
+    return allowed
 
 
 def unexpected_error(request: Request, error: Exception) -> HTTPResponse:

@@ -192,6 +192,19 @@ async def test_missing_null_and_unusable_prices_are_skipped_and_logged(fake, cli
         assert coin_id in logged
 
 
+@pytest.mark.parametrize(
+    "absurd", [1.7e308, 1e16, 1e-13, 5e-324, pytest.param(10**400, id="10**400")]
+)
+async def test_absurd_prices_are_skipped_and_logged_like_missing_ones(fake, client, caplog, absurd):
+    fake.set_price("ethereum", absurd)
+    with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
+        prices = await client.prices(["bitcoin", "ethereum"])
+        match = await client.find_coin(Ticker("ETH"))
+    assert prices == {"bitcoin": 67187.3358936566}
+    assert "unusable prices (skipped): ethereum=" in caplog.text
+    assert match is not None and match.price is None
+
+
 async def test_a_failed_batch_leaves_the_others_standing(fake, client, caplog):
     ids = add_coins(fake, 250)
     fake.fail(Failure.server_error(502, "Bad Gateway"), path=PRICES, times=1)

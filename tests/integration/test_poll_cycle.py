@@ -54,12 +54,14 @@ async def test_a_bad_price_skips_only_that_crypto(world):
     fake.set_price("coin-1", None)
     fake.set_price("coin-2", ABSENT)
     fake.set_price("coin-3", -5)
+    fake.set_price("coin-4", 1.7e308)
+    fake.set_price("coin-5", 5e-324)
     result = await poll()
-    assert (result.updated, result.skipped) == (COUNT - 3, 3)
-    for i in (1, 2, 3):
+    assert (result.updated, result.skipped) == (COUNT - 5, 5)
+    for i in (1, 2, 3, 4, 5):
         assert (await repo.get(Ticker(f"C{i}"))).current_price == 1.0
         assert len(await repo.history(Ticker(f"C{i}"), 100)) == 1
-    assert (await repo.get(Ticker("C4"))).current_price == 104.0
+    assert (await repo.get(Ticker("C6"))).current_price == 106.0
 
 
 async def test_a_rate_limited_cycle_changes_nothing(world):

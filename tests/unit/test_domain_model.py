@@ -5,6 +5,8 @@ import pytest
 
 from domain.errors import InvalidPassword, InvalidTicker, InvalidUsername
 from domain.model import (
+    MAX_PRICE,
+    MIN_PRICE,
     PERCENT_DECIMALS,
     PRICE_DECIMALS,
     PriceStats,
@@ -62,6 +64,12 @@ def test_password_rules_count_utf8_bytes():
         check_new_password("é" * 37)  # 37 characters, 74 bytes
 
 
+@pytest.mark.parametrize("password", ["long enough \ud800", "\udcff" * 10])
+def test_a_password_utf8_cannot_encode_is_refused_not_a_crash(password):
+    with pytest.raises(InvalidPassword, match="Unicode"):
+        check_new_password(password)
+
+
 @pytest.mark.parametrize(
     "raw, ok",
     [
@@ -75,11 +83,41 @@ def test_password_rules_count_utf8_bytes():
         (True, None),
         (math.nan, None),
         (math.inf, None),
+        (-math.inf, None),
         ([1], None),
+        (MIN_PRICE, MIN_PRICE),
+        (MAX_PRICE, MAX_PRICE),
+        (1e-12, 1e-12),
+        (1e15, 1e15),
+        (0.99e-12, None),
+        (1.01e15, None),
+        (5e-324, None),  # the smallest double: a change from it is infinite
+        (1.7e308, None),  # CoinGecko once said so; a sum of two overflows float8
+        (10**15, 1e15),
+        (10**15 + 1, None),
+        pytest.param(10**400, None, id="10**400"),  # no float holds it
     ],
 )
 def test_valid_price(raw, ok):
     assert valid_price(raw) == ok
+
+
+def test_the_price_bounds_keep_every_statistic_finite():
+    """A sum of 100 prices, and the change between the extremes in percent, stay
+    inside a double (and so float8) by a factor of 1e100 at least."""
+    room = 1e100
+    assert math.isfinite(MAX_PRICE * 100 * room)
+    assert math.isfinite((MAX_PRICE - MIN_PRICE) / MIN_PRICE * 100 * room)
+    stats = PriceStats(
+        current_price=MAX_PRICE,
+        min_price=Decimal(MIN_PRICE),
+        max_price=Decimal(MAX_PRICE),
+        avg_price=Decimal(MAX_PRICE),
+        oldest_price=Decimal(MIN_PRICE),
+        newest_price=Decimal(MAX_PRICE),
+        records_count=2,
+    )
+    assert math.isfinite(float(stats.price_change_percent))
 
 
 def stats(

@@ -69,3 +69,21 @@ def test_a_key_alone_means_demo_and_base_url_wins():
 def test_bad_values_stop_start_up_naming_the_setting(env, names):
     with pytest.raises(SettingsError, match=names):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t", " \t\n "])
+def test_a_jwt_secret_of_blanks_is_refused_not_taken_as_unset(blank, monkeypatch):
+    """Unset, the server would make up a secret of its own: a secret of spaces must
+    stop it instead, from a mapping and from the process environment alike."""
+    with pytest.raises(SettingsError, match="JWT_SECRET") as refused:
+        Settings.from_env({"JWT_SECRET": blank})
+    assert "32 bytes" in str(refused.value)
+    monkeypatch.setenv("JWT_SECRET", blank)
+    with pytest.raises(SettingsError, match="JWT_SECRET"):
+        Settings.from_env()
+
+
+def test_an_empty_jwt_secret_is_unset(monkeypatch):
+    monkeypatch.setenv("JWT_SECRET", "")
+    assert Settings.from_env().jwt_secret is None
+    assert Settings.from_env({"JWT_SECRET": ""}).jwt_secret is None

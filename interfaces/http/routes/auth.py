@@ -11,6 +11,12 @@ from interfaces.http.services import services
 bp = Blueprint("auth", url_prefix="/auth")
 
 
+@bp.on_response
+async def never_cache(_request: Request, response: HTTPResponse) -> None:
+    # A token is a credential: no browser or proxy may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
+
+
 def credentials(request: Request) -> tuple[str, str]:
     body = json_object(request)
     return string_field(body, "username"), string_field(body, "password")
