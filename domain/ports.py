@@ -81,6 +81,37 @@ class UserRepository(Protocol):
         """The user whose name matches in any case (``CAROL`` finds ``Carol``)."""
         ...
 
+    async def exists(self, user_id: int) -> bool:
+        """Whether a user with this id is stored."""
+        ...
+
+
+class UserDirectory(Protocol):
+    """Answers the bearer guard's question on every request: is this user still
+    stored? (A UserRepository is one; a cache in front of it is another.)"""
+
+    async def exists(self, user_id: int) -> bool: ...
+
+
+class LoginThrottle(Protocol):
+    """Failed logins counted per username (in any case) and per client address, in a
+    window; past either limit, attempts are refused until the window lets one through.
+    """
+
+    async def admit(self, username: str, address: str) -> None:
+        """Before the password is checked. Raises TooManyAttempts when ``username`` or
+        ``address`` has used up its failures for the window; may count the attempt
+        already (so that concurrent guesses cannot all slip past the check)."""
+        ...
+
+    async def record_failure(self, username: str, address: str) -> None:
+        """The password (or the username) was wrong."""
+        ...
+
+    async def reset(self, username: str) -> None:
+        """The login succeeded: the username's count starts again (the address's does not)."""
+        ...
+
 
 class PriceSource(Protocol):
     """The market data provider (CoinGecko)."""
