@@ -31,10 +31,6 @@ class KnownUsers:
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ttl_seconds <= 0:
-            raise ValueError("ttl_seconds must be positive")
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
         self._users = users
         self._known: TTLCache[int, bool] = TTLCache(max_entries, ttl_seconds, timer=clock)
 
