@@ -24,10 +24,11 @@ class LoginUser:
         # matches spellings that Python's does not fold alike ('İ' finds 'i'), and each
         # such spelling must not get a count of its own.
         name = user.username if user else username
-        await self.throttle.admit(name, address)
+        await self.throttle.check(name, address)
         ok = await self.hasher.verify(password, user.password_hash if user else None)
         if user is None or not ok:
             await self.throttle.record_failure(name, address)
             raise InvalidCredentials()
+        await self.throttle.check(name, address)  # failures counted while the hash ran
         await self.throttle.reset(name)
         return self.tokens.issue(user.id)

@@ -95,17 +95,20 @@ class UserDirectory(Protocol):
 
 class LoginThrottle(Protocol):
     """Failed logins counted per username (in any case) and per client address, in a
-    window; past either limit, attempts are refused until the window lets one through.
-    """
+    window; once either is full, every attempt is refused until the window lets one
+    through, whatever its password: a login answered while a window is full is
+    refused even if its password was checked and found right (concurrent guesses must
+    not tell the right password from the wrong ones by their answers).
 
-    async def admit(self, username: str, address: str) -> None:
-        """Before the password is checked. Raises TooManyAttempts when ``username`` or
-        ``address`` has used up its failures for the window; may count the attempt
-        already (so that concurrent guesses cannot all slip past the check)."""
+    Each method raises TooManyAttempts(retry_after) to refuse."""
+
+    async def check(self, username: str, address: str) -> None:
+        """Before the password is checked (it costs a hash), and again once it proved right."""
         ...
 
     async def record_failure(self, username: str, address: str) -> None:
-        """The password (or the username) was wrong."""
+        """The password (or the username) was wrong: count it for both. Refuses when a
+        window was full already."""
         ...
 
     async def reset(self, username: str) -> None:

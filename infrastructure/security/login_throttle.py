@@ -6,9 +6,10 @@ TooManyAttempts until its oldest failure leaves the window, even with the right
 password; a successful login clears the username's window (never the address's:
 an attacker's own account would otherwise wipe their address's count).
 
-The username's attempt is counted when it is admitted, before the password is checked,
-and cleared again if the password is right: counting it afterwards would let a burst
-of concurrent guesses all pass the check before the first failure is counted.
+A burst of concurrent guesses all pass the first check before any of them fails, so
+the answer is decided again after the password check (see domain.ports.LoginThrottle):
+once the window is full, wrong and right passwords alike are refused, and the burst
+learns no more than the guesses that completed before it filled.
 
 Keys never hold what the client typed: a username is hashed (any length, any
 characters; and no names in Redis), an address is the IP address (an IPv6 address's
@@ -113,25 +114,11 @@ class WindowLoginThrottle:
         self._address = RateLimitItemPerSecond(limits.per_address, limits.window_seconds)
         self._clock = clock
 
-    async def admit(self, username: str, address: str) -> None:
-        retry_after = await self.refusal(username, address)
-        if retry_after is not None:
-            raise TooManyAttempts(retry_after)
-
-    async def refusal(self, username: str, address: str) -> int | None:
-        """None when the attempt is admitted (then it counts against the username);
-        else the seconds until the full window lets one through."""
-        where = ("address", address_key(address))
-        if not await self._windows.test(self._address, *where):
-            return await self._retry_after(self._address, where)
-        who = ("username", username_key(username))
-        if not await self._windows.hit(self._username, *who):
-            return await self._retry_after(self._username, who)
-        return None
+    async def check(self, username: str, address: str) -> None:
+        refuse(await self.full(username, address))
 
     async def record_failure(self, username: str, address: str) -> None:
-        # The username's attempt was counted when it was admitted.
-        await self._windows.hit(self._address, "address", address_key(address))
+        refuse(await self.count_failure(username, address))
 
     async def reset(self, username: str) -> None:
         await self._windows.clear(self._username, "username", username_key(username))
@@ -139,9 +126,41 @@ class WindowLoginThrottle:
     async def close(self) -> None:
         return None
 
+    async def full(self, username: str, address: str) -> int | None:
+        """None while both windows have room; else the seconds until they have."""
+        waits = [
+            await self._retry_after(item, identifiers)
+            for item, identifiers in self._windows_of(username, address)
+            if not await self._windows.test(item, *identifiers)
+        ]
+        return max(waits, default=None)
+
+    async def count_failure(self, username: str, address: str) -> int | None:
+        """Count a failure in both windows: None when both had room for it; else the
+        seconds until they have (a full window does not count it)."""
+        waits = [
+            await self._retry_after(item, identifiers)
+            for item, identifiers in self._windows_of(username, address)
+            if not await self._windows.hit(item, *identifiers)
+        ]
+        return max(waits, default=None)
+
+    def _windows_of(
+        self, username: str, address: str
+    ) -> list[tuple[RateLimitItem, tuple[str, str]]]:
+        return [
+            (self._address, ("address", address_key(address))),
+            (self._username, ("username", username_key(username))),
+        ]
+
     async def _retry_after(self, item: RateLimitItem, identifiers: tuple[str, str]) -> int:
         stats = await self._windows.get_window_stats(item, *identifiers)
         return max(1, math.ceil(stats.reset_time - self._clock()))
+
+
+def refuse(retry_after: int | None) -> None:
+    if retry_after is not None:
+        raise TooManyAttempts(retry_after)
 
 
 class SharedLoginThrottle:
@@ -181,18 +200,16 @@ class SharedLoginThrottle:
         """False from the moment a Redis call fails until one succeeds again."""
         return self._redis.available
 
-    async def admit(self, username: str, address: str) -> None:
-        retry_after = await self._run(lambda shared: shared.refusal(username, address))
-        if isinstance(retry_after, Skipped):
-            await self.fallback.admit(username, address)
-            return
-        if retry_after is not None:
-            raise TooManyAttempts(retry_after)
-        await self.fallback.refusal(username, address)  # this process's own count too
+    async def check(self, username: str, address: str) -> None:
+        wait = await self._run(lambda shared: shared.full(username, address))
+        if isinstance(wait, Skipped):
+            wait = await self.fallback.full(username, address)
+        refuse(wait)
 
     async def record_failure(self, username: str, address: str) -> None:
-        await self._run(lambda shared: shared.record_failure(username, address))
-        await self.fallback.record_failure(username, address)
+        wait = await self._run(lambda shared: shared.count_failure(username, address))
+        own = await self.fallback.count_failure(username, address)  # kept for an outage
+        refuse(own if isinstance(wait, Skipped) else wait)
 
     async def reset(self, username: str) -> None:
         await self._run(lambda shared: shared.reset(username))

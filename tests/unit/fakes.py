@@ -178,13 +178,13 @@ class CountingTokens:
 
 @dataclass
 class RecordingThrottle:
-    """Records what a use case tells it; ``refuse`` makes ``admit`` raise it."""
+    """Records what a use case tells it; ``refuse`` makes ``check`` raise it."""
 
     calls: list[tuple[str, ...]] = field(default_factory=list)
     refuse: TooManyAttempts | None = None
 
-    async def admit(self, username: str, address: str) -> None:
-        self.calls.append(("admit", username, address))
+    async def check(self, username: str, address: str) -> None:
+        self.calls.append(("check", username, address))
         if self.refuse:
             raise self.refuse
 

@@ -45,24 +45,28 @@ async def test_a_refused_attempt_never_reaches_the_password_check(login, hasher,
         await login("alice", "correct horse", ADDRESS)  # the right password
     assert refusal.value.retry_after == 42
     assert hasher.verify_calls == []
-    assert throttle.calls == [("admit", "Alice", ADDRESS)]
+    assert throttle.calls == [("check", "Alice", ADDRESS)]
 
 
 async def test_a_failure_is_recorded_under_the_stored_spelling(login, throttle):
     with pytest.raises(InvalidCredentials):
         await login("ALICE", "wrong password", ADDRESS)
-    assert throttle.calls == [("admit", "Alice", ADDRESS), ("failure", "Alice", ADDRESS)]
+    assert throttle.calls == [("check", "Alice", ADDRESS), ("failure", "Alice", ADDRESS)]
 
 
 async def test_an_unknown_user_counts_as_typed(login, throttle):
     with pytest.raises(InvalidCredentials):
         await login("Mallory", "whatever", ADDRESS)
-    assert throttle.calls == [("admit", "Mallory", ADDRESS), ("failure", "Mallory", ADDRESS)]
+    assert throttle.calls == [("check", "Mallory", ADDRESS), ("failure", "Mallory", ADDRESS)]
 
 
-async def test_a_success_resets_the_username(login, throttle):
+async def test_a_success_is_checked_again_then_resets_the_username(login, throttle):
     assert await login("alice", "correct horse", ADDRESS) == "token-for-1"
-    assert throttle.calls == [("admit", "Alice", ADDRESS), ("reset", "Alice")]
+    assert throttle.calls == [
+        ("check", "Alice", ADDRESS),
+        ("check", "Alice", ADDRESS),  # failures counted while the password was checked
+        ("reset", "Alice"),
+    ]
 
 
 async def test_closed_registration_refuses_sign_up_but_not_the_operator(users, hasher):
