@@ -21,6 +21,7 @@ from typing import Any
 from tortoise import Tortoise
 
 from application.add_crypto import AddCrypto
+from application.authenticate import Authenticate
 from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
 from application.list_cryptos import ListCryptos
@@ -34,6 +35,7 @@ from application.register_user import RegisterUser
 from application.resolve_ticker import ResolveTicker
 from domain.ports import Clock, PollerMonitor, TokenService
 from infrastructure.cache import ManagedTickerCache, MemoryTickerCache, RedisTickerCache
+from infrastructure.cache.known_users import KnownUsers
 from infrastructure.clock import utc_now
 from infrastructure.coingecko.client import CoinGeckoClient
 from infrastructure.coingecko.rate_limiter import CallLimiter
@@ -44,6 +46,7 @@ from infrastructure.db.leader_lock import AdvisoryLeaderLock
 from infrastructure.db.repositories import TortoiseCryptoRepository, TortoiseUserRepository
 from infrastructure.log_setup import configure_logging
 from infrastructure.metrics import PrometheusPollerMonitor
+from infrastructure.security.login_throttle import ManagedLoginThrottle, build_login_throttle
 from infrastructure.security.passwords import BcryptPasswordHasher
 from infrastructure.security.tokens import JwtTokenService, load_or_create_secret
 from infrastructure.settings import Settings, SettingsError
@@ -68,6 +71,7 @@ class Services:
     delete_crypto: DeleteCrypto
     poll_prices: PollPrices
     tokens: TokenService
+    authenticate: Authenticate
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ class Wiring:
     limiter: CallLimiter
     source: CoinGeckoClient
     poller_monitor: PollerMonitor | None
+    login_throttle: ManagedLoginThrottle
 
     @property
     def database_url(self) -> str:
@@ -105,6 +110,7 @@ class Wiring:
         await self.source.close()
         await self.cache.close()
         await self.limiter.close()
+        await self.login_throttle.close()
 
 
 def load_settings() -> Settings:
@@ -148,7 +154,11 @@ def build_cache(settings: Settings) -> ManagedTickerCache:
 
 
 def build_services(
-    settings: Settings, cache: ManagedTickerCache, source: CoinGeckoClient, clock: Clock
+    settings: Settings,
+    cache: ManagedTickerCache,
+    source: CoinGeckoClient,
+    clock: Clock,
+    login_throttle: ManagedLoginThrottle,
 ) -> Services:
     assert settings.jwt_secret is not None
     cryptos = TortoiseCryptoRepository()
@@ -157,8 +167,8 @@ def build_services(
     tokens = JwtTokenService(settings.jwt_secret, settings.jwt_expires_seconds)
     keep = settings.history_limit
     return Services(
-        register_user=RegisterUser(users, hasher, tokens),
-        login_user=LoginUser(users, hasher, tokens),
+        register_user=RegisterUser(users, hasher, tokens, open=settings.registration_open),
+        login_user=LoginUser(users, hasher, tokens, login_throttle),
         list_cryptos=ListCryptos(cryptos),
         add_crypto=AddCrypto(cryptos, ResolveTicker(cache, source), source, clock),
         get_crypto=GetCrypto(cryptos),
@@ -168,6 +178,7 @@ def build_services(
         delete_crypto=DeleteCrypto(cryptos),
         poll_prices=PollPrices(cryptos, source, clock, keep),
         tokens=tokens,
+        authenticate=Authenticate(tokens, KnownUsers(users)),
     )
 
 
@@ -185,14 +196,16 @@ def bootstrap(
     cache = build_cache(settings)
     limiter = build_rate_limiter(settings)  # shared by every worker through Redis, if any
     source = CoinGeckoClient.from_settings(settings, limiter)
+    login_throttle = build_login_throttle(settings)  # shared through Redis too, if any
     return Wiring(
         settings=settings,
         embedded_database=embedded,
-        services=build_services(settings, cache, source, clock),
+        services=build_services(settings, cache, source, clock, login_throttle),
         cache=cache,
         limiter=limiter,
         source=source,
         poller_monitor=poller_monitor,
+        login_throttle=login_throttle,
     )
 
 

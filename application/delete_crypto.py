@@ -13,7 +13,9 @@ from domain.ports import CryptoRepository
 class DeleteCrypto:
     cryptos: CryptoRepository
 
-    async def __call__(self, raw_symbol: str) -> None:
+    async def __call__(self, raw_symbol: str) -> Ticker:
+        """The ticker deleted (``btc`` deletes ``BTC``)."""
         symbol = Ticker.parse(raw_symbol)
         if not await self.cryptos.delete(symbol):
             raise CryptoNotFound(symbol)
+        return symbol

@@ -42,6 +42,15 @@ class CryptoAlreadyTracked(Conflict):
         super().__init__(f"crypto {symbol} is already tracked")
 
 
+class Forbidden(DomainError):
+    """The action is not allowed here, whoever asks (answered with 403)."""
+
+
+class RegistrationClosed(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("registration is closed")
+
+
 class NotFound(DomainError):
     """What the caller named is not stored (answered with 404)."""
 
@@ -60,6 +69,16 @@ class InvalidCredentials(DomainError):
 
 class InvalidToken(DomainError):
     """A bearer token that is missing, malformed, forged or expired (401)."""
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed logins for a username or from an address (answered with 429).
+
+    ``retry_after``: whole seconds until the window lets an attempt through again."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins: try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class UpstreamError(DomainError):

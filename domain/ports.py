@@ -82,6 +82,40 @@ class UserRepository(Protocol):
         """The user whose name matches in any case (``CAROL`` finds ``Carol``)."""
         ...
 
+    async def exists(self, user_id: int) -> bool:
+        """Whether a user with this id is stored."""
+        ...
+
+
+class UserDirectory(Protocol):
+    """Answers the bearer guard's question on every request: is this user still
+    stored? (A UserRepository is one; a cache in front of it is another.)"""
+
+    async def exists(self, user_id: int) -> bool: ...
+
+
+class LoginThrottle(Protocol):
+    """Failed logins counted per username (in any case) and per client address, in a
+    window; once either is full, every attempt is refused until the window lets one
+    through, whatever its password: a login answered while a window is full is
+    refused even if its password was checked and found right (concurrent guesses must
+    not tell the right password from the wrong ones by their answers).
+
+    Each method raises TooManyAttempts(retry_after) to refuse."""
+
+    async def check(self, username: str, address: str) -> None:
+        """Before the password is checked (it costs a hash), and again once it proved right."""
+        ...
+
+    async def record_failure(self, username: str, address: str) -> None:
+        """The password (or the username) was wrong: count it for both. Refuses when a
+        window was full already."""
+        ...
+
+    async def reset(self, username: str) -> None:
+        """The login succeeded: the username's count starts again (the address's does not)."""
+        ...
+
 
 class PriceSource(Protocol):
     """The market data provider (CoinGecko)."""

@@ -47,6 +47,7 @@ from infrastructure.db.models import CryptoRecord, UserRecord
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 2.0
+_MAX_ID = 2**31 - 1  # users.id is an integer (int4)
 
 # The crypto and its first history row, in one statement.
 _ADD = """
@@ -279,6 +280,11 @@ class TortoiseUserRepository:
             return None
         row = rows[0]
         return User(id=row["id"], username=row["username"], password_hash=row["password_hash"])
+
+    async def exists(self, user_id: int) -> bool:
+        if not 0 < user_id <= _MAX_ID:  # beyond the column's range PostgreSQL would refuse it
+            return False
+        return await UserRecord.filter(id=user_id).exists()
 
 
 async def database_ready() -> tuple[bool, list[str]]:

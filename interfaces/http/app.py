@@ -70,6 +70,7 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace_seconds
     app.config.OAS_UI_DEFAULT = "swagger"
+    app.config.PROXIES_COUNT = settings.proxies_count  # request.client_ip honours it
     app.ctx.wiring = wiring
     app.ctx.services = wiring.services
     register_error_handlers(app)

@@ -20,5 +20,6 @@ def bearer_token(request: Request) -> str:
 
 
 async def require_user(request: Request) -> None:
-    """Request middleware: a valid token, or a 401 before the handler runs."""
-    request.ctx.user_id = services(request).tokens.subject(bearer_token(request))
+    """Request middleware: a valid token of a stored user, or a 401 before the handler
+    runs. Sets ``request.ctx.user_id`` (an int)."""
+    request.ctx.user_id = await services(request).authenticate(bearer_token(request))

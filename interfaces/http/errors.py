@@ -12,10 +12,12 @@ from sanic.response import json
 from domain.errors import (
     Conflict,
     DomainError,
+    Forbidden,
     InvalidCredentials,
     InvalidInput,
     InvalidToken,
     NotFound,
+    TooManyAttempts,
     UpstreamError,
     UpstreamRateLimited,
 )
@@ -26,8 +28,10 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidInput, 400),
     (InvalidCredentials, 401),
     (InvalidToken, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (TooManyAttempts, 429),
     (UpstreamError, 500),
 ]
 
@@ -45,6 +49,8 @@ def domain_error(request: Request, error: DomainError) -> HTTPResponse:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if isinstance(error, UpstreamRateLimited):
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    if isinstance(error, TooManyAttempts):
+        headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, UpstreamError):
         log.warning("%s %s: upstream failure: %s", request.method, request.path, error.message)
     return error_response(error.message, status, headers)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from domain.errors import CryptoAlreadyTracked, UpstreamError, UsernameTaken
+from domain.errors import CryptoAlreadyTracked, TooManyAttempts, UpstreamError, UsernameTaken
 from domain.model import (
     CoinMatch,
     CoinRef,
@@ -116,6 +116,9 @@ class InMemoryUserRepository:
     async def get_by_username(self, username: str) -> User | None:
         return self.users.get(username.lower())
 
+    async def exists(self, user_id: int) -> bool:
+        return any(user.id == user_id for user in self.users.values())
+
 
 @dataclass
 class FakePriceSource:
@@ -171,3 +174,22 @@ class CountingTokens:
 
     def subject(self, token: str) -> str:
         return token.removeprefix("token-for-")
+
+
+@dataclass
+class RecordingThrottle:
+    """Records what a use case tells it; ``refuse`` makes ``check`` raise it."""
+
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    refuse: TooManyAttempts | None = None
+
+    async def check(self, username: str, address: str) -> None:
+        self.calls.append(("check", username, address))
+        if self.refuse:
+            raise self.refuse
+
+    async def record_failure(self, username: str, address: str) -> None:
+        self.calls.append(("failure", username, address))
+
+    async def reset(self, username: str) -> None:
+        self.calls.append(("reset", username))

@@ -1,4 +1,5 @@
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
@@ -33,6 +34,7 @@ from tests.unit.fakes import (
     InMemoryCryptoRepository,
     InMemoryUserRepository,
     PlainHasher,
+    RecordingThrottle,
 )
 
 BITCOIN = CoinMatch(CoinRef("bitcoin", "Bitcoin"), 45000.5)
@@ -207,7 +209,8 @@ async def test_poll_upstream_failure_propagates_and_changes_nothing(world):
 @pytest.fixture
 def auth():
     users, hasher, tokens = InMemoryUserRepository(), PlainHasher(), CountingTokens()
-    return users, hasher, RegisterUser(users, hasher, tokens), LoginUser(users, hasher, tokens)
+    login = partial(LoginUser(users, hasher, tokens, RecordingThrottle()), address="127.0.0.1")
+    return users, hasher, RegisterUser(users, hasher, tokens), login
 
 
 async def test_register_then_login(auth):

@@ -34,5 +34,5 @@ async def register(request: Request) -> HTTPResponse:
 async def login(request: Request) -> HTTPResponse:
     """Exchange a username and password for a bearer token."""
     username, password = credentials(request)
-    token = await services(request).login_user(username, password)
+    token = await services(request).login_user(username, password, request.client_ip)
     return json({"token": token})

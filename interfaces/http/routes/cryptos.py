@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
 from sanic_ext.extensions.openapi import openapi
@@ -14,6 +16,13 @@ from interfaces.http.services import services
 bp = Blueprint("cryptos", url_prefix="/crypto")
 bp.on_request(require_user)
 secured = openapi.secured("token")  # documents the bearer token in /docs
+log = logging.getLogger(__name__)
+
+
+def log_change(request: Request, action: str, symbol: object) -> None:
+    """Who changed what: "user 12 added BTC"."""
+    user_id = request.ctx.user_id
+    log.info("user %s %s %s", user_id, action, symbol, extra={"user_id": user_id})
 
 
 @bp.get("")
@@ -30,6 +39,7 @@ async def add_crypto(request: Request) -> HTTPResponse:
     """Track a crypto by ticker: body {"symbol": "BTC"}."""
     symbol = string_field(json_object(request), "symbol")
     crypto = await services(request).add_crypto(symbol)
+    log_change(request, "added", crypto.symbol)
     return json({"crypto": crypto_json(crypto)}, status=201)
 
 
@@ -50,7 +60,9 @@ async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
 @secured
 async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
     """Fetch a fresh price now and add it to the history."""
-    return json({"crypto": crypto_json(await services(request).refresh_crypto(symbol))})
+    crypto = await services(request).refresh_crypto(symbol)
+    log_change(request, "refreshed", crypto.symbol)
+    return json({"crypto": crypto_json(crypto)})
 
 
 @bp.get("/<symbol:str>/history")
@@ -73,5 +85,5 @@ async def price_stats(request: Request, symbol: str) -> HTTPResponse:
 @secured
 async def delete_crypto(request: Request, symbol: str) -> HTTPResponse:
     """Stop tracking a crypto; its history goes too."""
-    await services(request).delete_crypto(symbol)
+    log_change(request, "deleted", await services(request).delete_crypto(symbol))
     return json({})
