@@ -15,6 +15,7 @@ from domain.errors import (
     InvalidInput,
     InvalidToken,
     NotFound,
+    StorageUnavailable,
     UpstreamError,
     UpstreamRateLimited,
 )
@@ -28,6 +29,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (UpstreamError, 500),
+    (StorageUnavailable, 503),
 ]
 
 
