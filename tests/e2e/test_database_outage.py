@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -42,16 +44,24 @@ OUTAGE_LOGGER = "infrastructure.db.engine"
 
 
 @pytest.fixture(scope="module")
-def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A PostgreSQL of this module's own, migrated: (its data directory, its URL)."""
-    pgdata = tmp_path_factory.mktemp("outage") / "postgres"
-    url = start_embedded_postgres(pgdata)
+def private_postgres() -> Iterator[tuple[Path, str]]:
+    """A PostgreSQL of this module's own, migrated: (its data directory, its URL).
+
+    Not under pytest's temporary directory: every pytest session that starts on this
+    machine makes that one private to root again, which locks out the server (it runs
+    as another user when we are root) in the middle of its run."""
+    scratch = Path(tempfile.mkdtemp(prefix="cps-outage-"))
+    pgdata = scratch / "postgres"
     try:
-        migrate(url)
-        yield pgdata, url
+        url = start_embedded_postgres(pgdata)
+        try:
+            migrate(url)
+            yield pgdata, url
+        finally:
+            resume(server_processes(pgdata))
+            stop_embedded_postgres(pgdata)
     finally:
-        resume(server_processes(pgdata))
-        stop_embedded_postgres(pgdata)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def server_processes(pgdata: Path) -> list[psutil.Process]:

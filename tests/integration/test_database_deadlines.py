@@ -8,16 +8,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
 from tortoise import Tortoise
 from tortoise.connection import get_connection
 
+from application.poll_prices import PollResult
+from bootstrap import bootstrap, database
 from domain.errors import StorageUnavailable
 from infrastructure.db.config import connect_kwargs, tortoise_config
 from infrastructure.db.engine import database_deadline
 from infrastructure.db.migrate import MIGRATION_LOCK_KEY, pending_migrations, upgrade
+from infrastructure.settings import Settings
+from tests.e2e.conftest import JWT_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +49,9 @@ async def test_a_statement_past_the_deadline_is_unavailable_and_the_pool_serves_
     one_connection_pool: str,
 ) -> None:
     started = time.monotonic()
-    with pytest.raises(StorageUnavailable):
-        await one("SELECT pg_sleep(30)")
+    async with asyncio.timeout(WITHIN + 5):  # a hang fails here, not after 30 s
+        with pytest.raises(StorageUnavailable):
+            await one("SELECT pg_sleep(30)")
     assert time.monotonic() - started < WITHIN
     assert await one("SELECT 1") == 1  # the only connection came back (or was replaced)
 
@@ -70,6 +76,27 @@ async def test_errors_in_the_statement_itself_are_not_unavailability(
     assert await one("SELECT 1") == 1
 
 
+async def test_the_poller_gets_a_longer_deadline_than_requests(database_url: str) -> None:
+    env = {"DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET}
+    wiring = bootstrap(
+        Settings.from_env({**env, "DATABASE_TIMEOUT_SECONDS": str(DEADLINE)}),
+        setup_logging=lambda _settings: None,
+    )
+
+    async def slow_cycle() -> PollResult:
+        await one("SELECT 1 FROM pg_sleep(1)")  # twice a request's deadline
+        return PollResult(tracked=0, updated=0)
+
+    wiring = replace(wiring, services=replace(wiring.services, poll_prices=slow_cycle))
+    try:
+        async with database(wiring):
+            with pytest.raises(StorageUnavailable):
+                await slow_cycle()
+            assert await wiring.price_poller().poll() == PollResult(tracked=0, updated=0)
+    finally:
+        await wiring.close()
+
+
 async def test_pending_migrations_gives_up_on_a_database_that_does_not_answer(
     database_url: str,
 ) -> None:
@@ -79,7 +106,8 @@ async def test_pending_migrations_gives_up_on_a_database_that_does_not_answer(
             await blocker.execute("LOCK TABLE aerich IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
             with pytest.raises(TimeoutError):
-                await pending_migrations(database_url, query_timeout=DEADLINE)
+                async with asyncio.timeout(WITHIN + 5):  # ...or it would wait on the lock
+                    await pending_migrations(database_url, query_timeout=DEADLINE)
             assert time.monotonic() - started < WITHIN
     finally:
         await blocker.close()
@@ -91,7 +119,8 @@ async def test_upgrade_gives_up_waiting_for_the_migration_lock(database_url: str
         await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            await upgrade(database_url, lock_timeout=DEADLINE)
+            async with asyncio.timeout(WITHIN + 5):  # ...or it would wait on the lock
+                await upgrade(database_url, lock_timeout=DEADLINE)
         assert time.monotonic() - started < WITHIN
     finally:
         await holder.close()
