@@ -132,7 +132,7 @@ class DeadlineAsyncpgClient(AsyncpgDBClient):
         self.operation_timeout = operation_timeout
 
     @asynccontextmanager
-    async def acquire_connection(self) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def acquire_connection(self) -> AsyncIterator[Any]:
         seconds = _deadline.get() or self.operation_timeout
         deadline = asyncio.timeout(seconds)
         try:

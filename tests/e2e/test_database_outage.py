@@ -190,11 +190,14 @@ def logged_once(caplog: pytest.LogCaptureFixture) -> None:
     ], [r.getMessage() for r in lines]
 
 
-def logged_recovery(caplog: pytest.LogCaptureFixture) -> None:
+async def recovered(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """The app serves again, says so in the log, and logged nothing else of note."""
+    await serves_again(api)
     assert any(
         r.name == OUTAGE_LOGGER and r.getMessage().startswith("database available again")
         for r in caplog.records
     )
+    assert len(outage_lines(caplog)) == 1
 
 
 async def test_paused_postgres_answers_503_in_time_and_recovers(
@@ -209,9 +212,7 @@ async def test_paused_postgres_answers_503_in_time_and_recovers(
             await all_unavailable_in_time(api)  # again: connections closed are reopened
         logged_once(caplog)
 
-        await serves_again(api)
-        logged_recovery(caplog)
-        assert len(outage_lines(caplog)) == 1
+        await recovered(api, caplog)
 
 
 async def test_stopped_postgres_answers_503_fast_and_the_same_app_serves_after_restart(
@@ -230,9 +231,7 @@ async def test_stopped_postgres_answers_503_fast_and_the_same_app_serves_after_r
         finally:
             assert await asyncio.to_thread(start_embedded_postgres, pgdata) == url
 
-        await serves_again(api)
-        logged_recovery(caplog)
-        assert len(outage_lines(caplog)) == 1
+        await recovered(api, caplog)
 
 
 async def test_the_poller_lock_gives_up_in_time_on_a_paused_postgres_and_warns_once(

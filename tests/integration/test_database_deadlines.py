@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 
 import asyncpg
@@ -97,6 +97,15 @@ async def test_the_poller_gets_a_longer_deadline_than_requests(database_url: str
         await wiring.close()
 
 
+async def gives_up_in_time(waiting: Awaitable[object]) -> None:
+    """``waiting`` raises TimeoutError within WITHIN seconds."""
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(WITHIN + 5):  # ...or it would wait on the lock for good
+            await waiting
+    assert time.monotonic() - started < WITHIN
+
+
 async def test_pending_migrations_gives_up_on_a_database_that_does_not_answer(
     database_url: str,
 ) -> None:
@@ -104,11 +113,7 @@ async def test_pending_migrations_gives_up_on_a_database_that_does_not_answer(
     try:
         async with blocker.transaction():
             await blocker.execute("LOCK TABLE aerich IN ACCESS EXCLUSIVE MODE")
-            started = time.monotonic()
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(WITHIN + 5):  # ...or it would wait on the lock
-                    await pending_migrations(database_url, query_timeout=DEADLINE)
-            assert time.monotonic() - started < WITHIN
+            await gives_up_in_time(pending_migrations(database_url, query_timeout=DEADLINE))
     finally:
         await blocker.close()
 
@@ -117,10 +122,6 @@ async def test_upgrade_gives_up_waiting_for_the_migration_lock(database_url: str
     holder = await asyncpg.connect(**connect_kwargs(database_url))
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-        started = time.monotonic()
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(WITHIN + 5):  # ...or it would wait on the lock
-                await upgrade(database_url, lock_timeout=DEADLINE)
-        assert time.monotonic() - started < WITHIN
+        await gives_up_in_time(upgrade(database_url, lock_timeout=DEADLINE))
     finally:
         await holder.close()
