@@ -26,7 +26,7 @@ from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
 from application.list_cryptos import ListCryptos
 from application.login_user import LoginUser
-from application.poll_prices import PollPrices
+from application.poll_prices import PollPrices, PollResult
 from application.price_history import PriceHistory
 from application.price_poller import PricePoller
 from application.price_stats import PriceStatistics
@@ -42,6 +42,7 @@ from infrastructure.coingecko.rate_limiter import CallLimiter
 from infrastructure.coingecko.shared_rate_limiter import build_rate_limiter
 from infrastructure.db.config import tortoise_config
 from infrastructure.db.embedded import start_embedded_postgres
+from infrastructure.db.engine import database_deadline
 from infrastructure.db.leader_lock import AdvisoryLeaderLock
 from infrastructure.db.repositories import TortoiseCryptoRepository, TortoiseUserRepository
 from infrastructure.log_setup import configure_logging
@@ -54,6 +55,11 @@ from infrastructure.settings import Settings, SettingsError
 log = logging.getLogger(__name__)
 
 PROMETHEUS_POLLER_MONITOR = PrometheusPollerMonitor()
+
+# Nobody waits on a poll cycle, and one cut short wastes the CoinGecko call it made:
+# its database work (a batch over every tracked crypto, behind requests' row locks)
+# gets longer than a request's DATABASE_TIMEOUT_SECONDS, though still a bound.
+POLLER_DATABASE_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +99,19 @@ class Wiring:
         return self.settings.database_url
 
     def tortoise_config(self) -> dict[str, Any]:
-        return tortoise_config(self.database_url)
+        return tortoise_config(self.database_url, self.settings.database_timeout_seconds)
 
     def price_poller(self) -> PricePoller:
         """The poller's schedule with its own leader lock (one per process)."""
+        poll = self.services.poll_prices
+        seconds = max(self.settings.database_timeout_seconds, POLLER_DATABASE_TIMEOUT_SECONDS)
+
+        async def poll_with_deadline() -> PollResult:
+            with database_deadline(seconds):
+                return await poll()
+
         poller = PricePoller(
-            self.services.poll_prices,
+            poll_with_deadline,
             AdvisoryLeaderLock(self.database_url),
             self.settings.price_poll_interval_seconds,
         )

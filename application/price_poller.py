@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from application.poll_prices import PollResult
-from domain.errors import UpstreamError, UpstreamRateLimited
+from domain.errors import StorageUnavailable, UpstreamError, UpstreamRateLimited
 from domain.ports import LeaderLock, PollerMonitor
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ class PricePoller:
             outcome, pause = "rate_limited", error.retry_after
         except UpstreamError as error:
             log.warning("poll failed, will retry next cycle: %s", error.message)
+        except StorageUnavailable as error:
+            # The outage itself is logged once, where it is found.
+            log.info("poll failed, will retry next cycle: %s", error.message)
         except Exception:
             log.exception("poll failed, will retry next cycle")
         else:

@@ -91,3 +91,11 @@ class UpstreamRateLimited(UpstreamError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StorageUnavailable(DomainError):
+    """The database cannot be reached, or did not answer in time (answered with 503).
+    A write cut short by it may or may not have been applied."""
+
+    def __init__(self, message: str = "database unavailable") -> None:
+        super().__init__(message)

@@ -1,8 +1,10 @@
 """Tortoise ORM configuration, for the app and for the aerich CLI.
 
-``tortoise_config(url)`` builds the config the app and the tests use. The module-level
-``TORTOISE_ORM`` is what ``aerich.ini`` points at: it reads ``DATABASE_URL`` from the
-environment when aerich imports this module.
+``tortoise_config(url, timeout)`` builds the config the app and the tests use: every
+database operation of the app ends within ``timeout`` seconds (DATABASE_TIMEOUT_SECONDS;
+see ``engine.py``). The module-level ``TORTOISE_ORM`` is what ``aerich.ini`` points at:
+it reads ``DATABASE_URL`` from the environment when aerich imports this module, and sets
+no such deadline (a migration may take long).
 
 Connection pool: each process (each Sanic worker) holds its own asyncpg pool of
 ``minsize``..``maxsize`` connections (defaults 1 and 10 here; Tortoise's own default
@@ -18,13 +20,15 @@ from typing import Any
 from tortoise.backends.base.config_generator import expand_db_url
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/crypto_prices"
+ENGINE = "infrastructure.db.engine"
 APP_LABEL = "models"
 CONNECTION = "default"
 MODEL_MODULES = ("infrastructure.db.models", "aerich.models")
 
 # asyncpg options applied unless the URL sets them: pool bounds, a connect timeout and
 # a per-statement timeout (seconds), so a stuck database fails a request instead of
-# hanging it.
+# hanging it. With an operation timeout, the connect timeout is that one, and the
+# statement timeout stays as a bound for work that sets a longer deadline (the poller).
 POOL_DEFAULTS: dict[str, Any] = {
     "minsize": 1,
     "maxsize": 10,
@@ -33,11 +37,19 @@ POOL_DEFAULTS: dict[str, Any] = {
 }
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
-    """The Tortoise config for one PostgreSQL database (``postgres://`` URL)."""
+def tortoise_config(database_url: str, timeout: float | None = None) -> dict[str, Any]:
+    """The Tortoise config for one PostgreSQL database (``postgres://`` URL). With
+    ``timeout``, each database operation (a pooled connection, its statements, giving
+    it back) ends within that many seconds, else fails with ``StorageUnavailable``."""
     connection = expand_db_url(database_url)
+    connection["engine"] = ENGINE
     credentials = connection["credentials"]
-    for key, value in POOL_DEFAULTS.items():
+    defaults = dict(POOL_DEFAULTS)
+    if timeout is not None:
+        credentials["operation_timeout"] = timeout
+        defaults["timeout"] = timeout
+        defaults["command_timeout"] = max(timeout, POOL_DEFAULTS["command_timeout"])
+    for key, value in defaults.items():
         # Values from the URL query arrive as strings; asyncpg wants numbers.
         credentials[key] = type(value)(credentials.get(key, value))
     return {

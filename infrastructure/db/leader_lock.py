@@ -24,32 +24,42 @@ class AdvisoryLeaderLock:
         self._key = key
         self._timeout = timeout
         self._conn: asyncpg.Connection | None = None
+        self._unreachable = False  # warn once per outage, not at every turn
 
     async def acquire(self) -> bool:
         """True when this process holds the lock (now or already); never raises."""
         try:
-            if self._conn is not None and not self._conn.is_closed():
-                await self._conn.fetchval("SELECT 1", timeout=self._timeout)
-                return True
-            await self.release()
-            conn = await asyncpg.connect(**self._connect)
-            try:
-                won = await conn.fetchval(
-                    "SELECT pg_try_advisory_lock($1)", self._key, timeout=self._timeout
-                )
-            except BaseException:
-                await conn.close(timeout=self._timeout)
-                raise
-            if not won:
-                await conn.close(timeout=self._timeout)
-                return False
-            self._conn = conn
-            log.info("this worker now runs the price poller")
-            return True
+            held = await self._acquire()
         except (TimeoutError, OSError, asyncpg.PostgresError) as error:
-            log.warning("poller leader election: database unreachable (%s)", error)
+            if not self._unreachable:
+                self._unreachable = True
+                log.warning("poller leader election: database unreachable (%s)", error)
             await self.release()
             return False
+        if self._unreachable:
+            self._unreachable = False
+            log.info("poller leader election: database reachable again")
+        return held
+
+    async def _acquire(self) -> bool:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.fetchval("SELECT 1", timeout=self._timeout)
+            return True
+        await self.release()
+        conn = await asyncpg.connect(**self._connect)
+        try:
+            won = await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1)", self._key, timeout=self._timeout
+            )
+        except BaseException:
+            await conn.close(timeout=self._timeout)
+            raise
+        if not won:
+            await conn.close(timeout=self._timeout)
+            return False
+        self._conn = conn
+        log.info("this worker now runs the price poller")
+        return True
 
     async def release(self) -> None:
         conn, self._conn = self._conn, None

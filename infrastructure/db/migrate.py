@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6370736D  # "cpsm": serialises concurrent upgrades of one database
+# How long an upgrade waits for another one to finish (or for a paused database).
+LOCK_TIMEOUT_SECONDS = 600.0
+CHECK_TIMEOUT_SECONDS = 10.0
 _MIGRATION_FILE = re.compile(r"\d+_.+\.py")
 # aerich records each applied migration by file name in its own table.
 APPLIED_SQL = "SELECT version FROM aerich WHERE app = $1"
@@ -55,12 +58,14 @@ def missing_from(applied: Iterable[str]) -> list[str]:
     return [name for name in shipped_migrations() if name not in done]
 
 
-async def pending_migrations(database_url: str) -> list[str]:
+async def pending_migrations(
+    database_url: str, query_timeout: float = CHECK_TIMEOUT_SECONDS
+) -> list[str]:
     """The shipped migrations the database lacks (all of them on an empty database)."""
     conn = await asyncpg.connect(**connect_kwargs(database_url))
     try:
         try:
-            rows = await conn.fetch(APPLIED_SQL, APP_LABEL)
+            rows = await conn.fetch(APPLIED_SQL, APP_LABEL, timeout=query_timeout)
         except asyncpg.UndefinedTableError:
             return shipped_migrations()
     finally:
@@ -86,22 +91,22 @@ async def wait_until_current(database_url: str, within: float, every: float = 2.
         await asyncio.sleep(every)
 
 
-async def upgrade(database_url: str) -> list[str]:
+async def upgrade(database_url: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> list[str]:
     """Apply every committed migration the database lacks, each in a transaction;
     return the names of those applied (empty when it was up to date).
 
     Safe to call again, and from several processes at once: a PostgreSQL advisory
-    lock lets one upgrade run at a time. Tortoise is initialised in a context of its
-    own that is closed on return, so the caller's Tortoise state (or the lack of it)
-    is untouched: a later ``Tortoise.init`` or ``register_tortoise`` in the same
-    process works as usual.
+    lock lets one upgrade run at a time (TimeoutError after ``lock_timeout`` seconds
+    without it). Tortoise is initialised in a context of its own that is closed on
+    return, so the caller's Tortoise state (or the lack of it) is untouched: a later
+    ``Tortoise.init`` or ``register_tortoise`` in the same process works as usual.
     """
     config = tortoise_config(database_url)
     credentials = config["connections"]["default"]["credentials"]
     credentials.update(minsize=1, maxsize=2)
     lock = await asyncpg.connect(**connect_kwargs(database_url))
     try:
-        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY, timeout=lock_timeout)
         async with TortoiseContext():
             # aerich calls Tortoise.init, which fills the context just entered.
             command = Command(tortoise_config=config, app=APP_LABEL, location=str(MIGRATIONS_DIR))

@@ -13,11 +13,14 @@ tortoise-orm #1793, still there: a long-lived task such as the poller never
 recovers). Adding is one statement, atomic by itself; the batch update runs in
 ``_transaction()``, an asyncpg transaction on a connection borrowed from Tortoise's
 pool, which is always given back.
+
+Every operation, ``_transaction()`` included, borrows its connection through
+``engine.DeadlineAsyncpgClient``: it ends within the configured deadline, and an
+unreachable database raises ``StorageUnavailable``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -28,7 +31,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from domain.errors import CryptoAlreadyTracked, UsernameTaken
+from domain.errors import CryptoAlreadyTracked, StorageUnavailable, UsernameTaken
 from domain.model import (
     MAX_PRICE,
     MIN_PRICE,
@@ -41,6 +44,7 @@ from domain.model import (
     User,
 )
 from infrastructure.db.config import APP_LABEL, CONNECTION
+from infrastructure.db.engine import database_deadline
 from infrastructure.db.migrate import APPLIED_SQL, missing_from
 from infrastructure.db.models import CryptoRecord, UserRecord
 
@@ -292,13 +296,15 @@ async def database_ready() -> tuple[bool, list[str]]:
     and the shipped migrations its schema still lacks (serving on an older schema would
     fail request after request)."""
     try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+        with database_deadline(READY_TIMEOUT_SECONDS):
             try:
                 _, rows = await _db().execute_query(APPLIED_SQL, [APP_LABEL])
             except OperationalError as error:
                 if not isinstance(error.__cause__, asyncpg.UndefinedTableError):
                     raise
                 rows = []  # aerich's table is not there yet: nothing is applied
+    except StorageUnavailable:  # the engine logs the outage, once
+        return False, []
     except Exception as error:  # any failure means "not ready"; say why in the log
         log.warning("database not ready: %s: %s", type(error).__name__, error)
         return False, []

@@ -17,6 +17,7 @@ from domain.errors import (
     InvalidInput,
     InvalidToken,
     NotFound,
+    StorageUnavailable,
     TooManyAttempts,
     UpstreamError,
     UpstreamRateLimited,
@@ -33,6 +34,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (Conflict, 409),
     (TooManyAttempts, 429),
     (UpstreamError, 500),
+    (StorageUnavailable, 503),
 ]
 
 
