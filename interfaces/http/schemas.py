@@ -25,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 JSON = "application/json"
 TICKER_PATTERN = r"^[A-Za-z0-9]{1,20}$"
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+NO_NUL = r"^[^\x00]*$"  # no string in a body may hold a NUL character (400)
 
 
 class OpenApi30Schema(GenerateJsonSchema):
@@ -74,11 +75,13 @@ Price = Annotated[float, Field(description="in US dollars", json_schema_extra={"
 
 
 class Credentials(Shape):
-    """Logging in: no rules on the strings beyond being there; wrong ones are a 401."""
+    """Logging in: no rules on the strings but being there, without NUL; wrong ones are a 401."""
 
-    username: str = Field(min_length=1, json_schema_extra={"example": "alice"})
+    username: str = Field(min_length=1, pattern=NO_NUL, json_schema_extra={"example": "alice"})
     password: str = Field(
-        min_length=1, json_schema_extra={"format": "password", "example": "correct horse"}
+        min_length=1,
+        pattern=NO_NUL,
+        json_schema_extra={"format": "password", "example": "correct horse"},
     )
 
 
@@ -95,6 +98,7 @@ class NewUser(Shape):
         # bounds are the loosest true ones, and the description has the rule.
         min_length=-(-PASSWORD_MIN_BYTES // 4),
         max_length=PASSWORD_MAX_BYTES,
+        pattern=NO_NUL,
         description=(
             f"{PASSWORD_MIN_BYTES} to {PASSWORD_MAX_BYTES} bytes once encoded in UTF-8 "
             f"(bcrypt reads no more than {PASSWORD_MAX_BYTES}); a password of other "

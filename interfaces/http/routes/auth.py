@@ -40,7 +40,7 @@ async def register(request: Request) -> HTTPResponse:
 @answers(200, Token, "a token")
 @retry_after(429)
 @fails(
-    (400, "a malformed body"),
+    (400, "a malformed body, or a NUL character in a string"),
     (401, "wrong username or password"),
     413,
     415,
