@@ -2,6 +2,7 @@
 #
 #   make run      create .venv, install, serve on http://127.0.0.1:8000 (embedded defaults)
 #   make test     the whole test suite (needs the PostgreSQL and Redis described in README.md)
+#   make fuzz     schemathesis against a live server, every check, for FUZZ_SECONDS
 #   make start    build the image and run it, with PostgreSQL and Redis, on kubectl's cluster
 #   make stop     delete all that make start created, the database's volume included
 #
@@ -18,6 +19,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
 
 BIN := $(VENV)/bin
 # Written after a successful install; the install runs again only when pyproject.toml
@@ -46,7 +48,7 @@ VALIDATE = $(BIN)/kubernetes-validate --strict --quiet --kubernetes-version $(K8
 KUBE_CONTEXT = context=$$($(KUBECTL) config current-context) || { echo "make $@: \`$(KUBECTL) config current-context\` failed: install kubectl (or make install) and point it at a cluster" >&2; exit 1; }; echo "kubectl context: $$context"
 LOCAL_CLUSTER = kind-* | minikube
 
-.PHONY: help install run test migrate lint format bench clean clean-data start stop manifests
+.PHONY: help install run test fuzz migrate lint format bench clean clean-data start stop manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -67,6 +69,9 @@ run: $(STAMP) ## serve on HOST:PORT (embedded PostgreSQL and cache unless DATABA
 
 test: $(STAMP) ## run the whole test suite (PYTEST_ARGS="-x -k name" to narrow it)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## schemathesis with every check against a live server (scratch database) for FUZZ_SECONDS
+	$(BIN)/python -m tests.fuzz.run_fuzz --seconds $(FUZZ_SECONDS)
 
 migrate: $(STAMP) ## apply the aerich migrations to DATABASE_URL
 	@if [ -z "$${DATABASE_URL:-}" ]; then \

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 
-from sanic import Sanic
+from sanic import HTTPResponse, Request, Sanic
+from sanic.response import redirect
+from sanic_ext.extensions.openapi import openapi
 from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
@@ -38,6 +40,15 @@ def describe_api(app: Sanic) -> None:
         description="Cryptocurrency prices from CoinGecko, with their recent history.",
     )
     app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
+    # sanic-ext's start-up banner links to a route of this name, which only its UIs
+    # (off: see create_app) would otherwise provide.
+    app.add_route(docs_index, "/docs", name="openapi.index")
+
+
+@openapi.exclude()
+async def docs_index(request: Request) -> HTTPResponse:
+    """No UI here: /docs leads to the document itself."""
+    return redirect(request.app.url_for("openapi.spec"))
 
 
 def mount_poller(app: Sanic, wiring: Wiring) -> None:
@@ -69,7 +80,11 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     sanic_fixes.apply(app)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace_seconds
-    app.config.OAS_UI_DEFAULT = "swagger"
+    # Only the document: sanic-ext's UI pages load their scripts from a CDN (and its
+    # Swagger OAuth2 page fetches one from there), which this server never relies on.
+    app.config.OAS_UI_SWAGGER = False
+    app.config.OAS_UI_REDOC = False
+    app.config.OAS_UI_DEFAULT = None
     app.config.PROXIES_COUNT = settings.proxies_count  # request.client_ip honours it
     app.ctx.wiring = wiring
     app.ctx.services = wiring.services

@@ -6,16 +6,31 @@ import logging
 
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
-from sanic_ext.extensions.openapi import openapi
 
 from interfaces.http.auth import require_user
 from interfaces.http.bodies import json_object, string_field
 from interfaces.http.presenters import crypto_json, history_json, stats_json
+from interfaces.http.schemas import (
+    Crypto,
+    CryptoEnvelope,
+    CryptoList,
+    Empty,
+    History,
+    Stats,
+    SymbolBody,
+    answers,
+    body,
+    fails,
+    retry_after,
+    symbol_in_path,
+    token_required,
+)
 from interfaces.http.services import services
 
 bp = Blueprint("cryptos", url_prefix="/crypto")
 bp.on_request(require_user)
-secured = openapi.secured("token")  # documents the bearer token in /docs
+secured = token_required  # documents the bearer token and its 401 in /docs
+UPSTREAM_FAILED = (500, "CoinGecko failed or is rate limited (then with Retry-After)")
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +42,8 @@ def log_change(request: Request, action: str, symbol: object) -> None:
 
 @bp.get("")
 @secured
+@answers(200, CryptoList, "every tracked crypto")
+@fails(503)
 async def list_cryptos(request: Request) -> HTTPResponse:
     """Every tracked crypto, ordered by symbol."""
     cryptos = await services(request).list_cryptos()
@@ -35,6 +52,17 @@ async def list_cryptos(request: Request) -> HTTPResponse:
 
 @bp.post("")
 @secured
+@body(SymbolBody, "the ticker to track")
+@answers(201, CryptoEnvelope, "tracked, with its current price")
+@retry_after(500, required=False)
+@fails(
+    (400, "a malformed body, a bad ticker, or one CoinGecko does not list"),
+    (409, "already tracked"),
+    413,
+    415,
+    UPSTREAM_FAILED,
+    503,
+)
 async def add_crypto(request: Request) -> HTTPResponse:
     """Track a crypto by ticker: body {"symbol": "BTC"}."""
     symbol = string_field(json_object(request), "symbol")
@@ -45,6 +73,9 @@ async def add_crypto(request: Request) -> HTTPResponse:
 
 @bp.get("/<symbol:str>")
 @secured
+@symbol_in_path
+@answers(200, Crypto, "the crypto itself, not wrapped")
+@fails(404, 503)
 async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
     """One tracked crypto.
 
@@ -58,6 +89,10 @@ async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
 
 @bp.put("/<symbol:str>/refresh")
 @secured
+@symbol_in_path
+@answers(200, CryptoEnvelope, "refreshed")
+@retry_after(500, required=False)
+@fails(404, UPSTREAM_FAILED, 503)
 async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
     """Fetch a fresh price now and add it to the history."""
     crypto = await services(request).refresh_crypto(symbol)
@@ -67,6 +102,9 @@ async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
 
 @bp.get("/<symbol:str>/history")
 @secured
+@symbol_in_path
+@answers(200, History, "the stored prices")
+@fails(404, 503)
 async def price_history(request: Request, symbol: str) -> HTTPResponse:
     """Stored prices, oldest first."""
     ticker, points = await services(request).price_history(symbol)
@@ -75,6 +113,9 @@ async def price_history(request: Request, symbol: str) -> HTTPResponse:
 
 @bp.get("/<symbol:str>/stats")
 @secured
+@symbol_in_path
+@answers(200, Stats, "the stats of the stored prices")
+@fails(404, 503)
 async def price_stats(request: Request, symbol: str) -> HTTPResponse:
     """Min, max, average and change over the stored history."""
     ticker, stats = await services(request).price_stats(symbol)
@@ -83,6 +124,9 @@ async def price_stats(request: Request, symbol: str) -> HTTPResponse:
 
 @bp.delete("/<symbol:str>")
 @secured
+@symbol_in_path
+@answers(200, Empty, "no longer tracked")
+@fails(404, 503)
 async def delete_crypto(request: Request, symbol: str) -> HTTPResponse:
     """Stop tracking a crypto; its history goes too."""
     log_change(request, "deleted", await services(request).delete_crypto(symbol))
