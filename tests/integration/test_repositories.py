@@ -241,6 +241,19 @@ async def test_record_prices_skips_cryptos_deleted_meanwhile(
     assert [p for p, _ in await history_rows(btc)] == [100.0, 101.0]
 
 
+async def waiting_for_a_lock(holder: asyncpg.Connection, task: asyncio.Task[Any]) -> None:
+    """Until another session of this database waits for a lock ``holder`` holds."""
+    deadline = asyncio.get_running_loop().time() + 30
+    blocked = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND $1 = ANY(pg_blocking_pids(pid))"
+    )
+    while not await holder.fetchval(blocked, holder.get_server_pid()):
+        assert not task.done(), "it did not wait for the lock"
+        assert asyncio.get_running_loop().time() < deadline, "nothing waited for the lock"
+        await asyncio.sleep(0.01)
+
+
 async def test_a_crypto_deleted_while_the_batch_waits_for_it_is_skipped(
     repo: TortoiseCryptoRepository, db: str
 ) -> None:
@@ -253,7 +266,7 @@ async def test_a_crypto_deleted_while_the_batch_waits_for_it_is_skipped(
         await deleting.start()
         await other.execute("DELETE FROM cryptos WHERE id = $1", eth)
         recording = asyncio.create_task(repo.record_prices(batch, keep=KEEP))
-        await asyncio.sleep(0.3)
+        await waiting_for_a_lock(other, recording)
         assert not recording.done()  # it waits for the deleting transaction
         await deleting.commit()
         updated = await asyncio.wait_for(recording, timeout=10)
