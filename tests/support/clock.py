@@ -7,11 +7,17 @@ time and never ends early or late on a loaded machine.
 
 ``HeldSleep`` is a sleep that does not return until the test releases it, for
 tests that act while the code under test is asleep.
+
+``wait_until`` waits for a condition where real time must pass (another process, a
+real server), with a deadline generous enough for a loaded machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
 
 
 class ManualClock:
@@ -50,3 +56,18 @@ class HeldSleep:
 
     def release(self) -> None:
         self._released.set()
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, seconds: float = 60
+) -> None:
+    """Until ``condition()`` holds, checked every 50 ms; fails naming ``what`` after
+    ``seconds`` (a deadline far beyond what the wait takes on an idle machine)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        held = condition()
+        if await held if inspect.isawaitable(held) else held:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {seconds} s waiting for {what}")
+        await asyncio.sleep(0.05)
