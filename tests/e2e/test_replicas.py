@@ -10,8 +10,12 @@ import pytest
 
 from infrastructure.db.config import connect_kwargs
 from tests.support.clock import wait_until
-from tests.support.database import insert_cryptos, truncate_tables
-from tests.support.server_process import LEADER_LINE, ServerProcess, running_server, server_env
+from tests.support.server_process import (
+    LEADER_LINE,
+    ServerProcess,
+    polling_env,
+    running_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +46,8 @@ async def the_leader(servers: list[ServerProcess]) -> ServerProcess:
 
 
 async def test_replicas_share_one_poller_and_survive_sigkill(database_url, gecko, tmp_path):
-    await truncate_tables(database_url)
-    await insert_cryptos(database_url, ("BTC", "bitcoin", "Bitcoin"))
-    env = server_env(
-        database_url,
-        gecko.base_url,
-        tmp_path,
-        PRICE_POLL_INTERVAL_SECONDS=str(INTERVAL),
-        LOG_FORMAT="json",
+    env = await polling_env(
+        database_url, gecko.base_url, tmp_path, INTERVAL, ("BTC", "bitcoin", "Bitcoin")
     )
     async with (
         running_server(env, tmp_path / "r0.log") as r0,

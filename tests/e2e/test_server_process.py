@@ -8,9 +8,8 @@ import pytest
 
 from tests.e2e.conftest import JWT_SECRET
 from tests.support.clock import wait_until
-from tests.support.database import insert_cryptos, truncate_tables
 from tests.support.live_server import free_port, sanic_command
-from tests.support.server_process import LEADER_LINE, ROOT, running_server, server_env
+from tests.support.server_process import LEADER_LINE, ROOT, polling_env, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -22,18 +21,9 @@ async def test_four_workers_run_one_poller(database_url, gecko, tmp_path):
     """Shown exactly, not by the pace of the calls: every poll cycle is logged by one
     worker, the one that took the lead, and every /simple/price call CoinGecko got is
     one of its cycles (two cryptos: one batch a cycle)."""
-    await truncate_tables(database_url)
-    await insert_cryptos(
-        database_url, ("BTC", "bitcoin", "Bitcoin"), ("ETH", "ethereum", "Ethereum")
-    )
+    coins = ("BTC", "bitcoin", "Bitcoin"), ("ETH", "ethereum", "Ethereum")
+    env = await polling_env(database_url, gecko.base_url, tmp_path, INTERVAL, *coins)
     gecko.set_price("bitcoin", 70000.0)
-    env = server_env(
-        database_url,
-        gecko.base_url,
-        tmp_path,
-        PRICE_POLL_INTERVAL_SECONDS=str(INTERVAL),
-        LOG_FORMAT="json",
-    )
     async with running_server(env, tmp_path / "server.log", workers=4) as server:
 
         def workers() -> set[int]:

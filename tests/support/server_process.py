@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import psutil
 
+from tests.support.database import insert_cryptos, truncate_tables
 from tests.support.live_server import sanic_command
 from tests.support.ports import MAX_PORT_ATTEMPTS, free_port, lost_the_port
 
@@ -48,6 +49,23 @@ def server_env(
     if not overrides.get("REDIS_URL"):
         env.pop("REDIS_URL", None)
     return env
+
+
+async def polling_env(
+    database_url: str, gecko_url: str, data_dir: Path, interval: float, *coins: tuple[str, str, str]
+) -> dict[str, str]:
+    """For servers that poll every ``interval`` s, with JSON logs (``poll_cycles``), on a
+    database emptied and then tracking ``(symbol, coin_id, name)`` coins: each poll
+    cycle makes one /simple/price call (up to 100 coins) from its first one."""
+    await truncate_tables(database_url)
+    await insert_cryptos(database_url, *coins)
+    return server_env(
+        database_url,
+        gecko_url,
+        data_dir,
+        PRICE_POLL_INTERVAL_SECONDS=str(interval),
+        LOG_FORMAT="json",
+    )
 
 
 @dataclass
