@@ -13,7 +13,7 @@ import pytest
 
 from domain.model import CoinRef, Ticker
 from infrastructure.cache import RedisTickerCache
-from tests.support.clock import ManualClock
+from tests.support.clock import ManualClock, wait_until
 from tests.support.ports import refusing_port
 from tests.support.redis_server import (  # noqa: F401 (fixtures: machine_url, prefix, raw)
     RedisServer,
@@ -77,10 +77,11 @@ async def test_expired_entry_is_a_miss(machine_url, prefix, raw):
     try:
         await cache.set(BTC, BITCOIN)
         assert 0 < await raw.pttl(f"{prefix}BTC") <= 1000
-        deadline = time.monotonic() + 30
-        while await cache.get(BTC) is not None:
-            assert time.monotonic() < deadline, "the entry never expired"
-            await asyncio.sleep(0.1)
+
+        async def missed() -> bool:
+            return await cache.get(BTC) is None
+
+        await wait_until(missed, "the entry to expire")
         assert await raw.exists(f"{prefix}BTC") == 0
     finally:
         await cache.close()
@@ -257,10 +258,7 @@ async def test_after_the_pause_one_caller_probes_while_the_others_bypass_redis(
 
         clock.advance(5)  # the pause is over: half-open
         tasks = [asyncio.create_task(cache.get(BTC)) for _ in range(20)]
-        deadline = time.monotonic() + 30
-        while sum(task.done() for task in tasks) < 19:
-            assert time.monotonic() < deadline, "the callers that bypass Redis did not return"
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: sum(t.done() for t in tasks) >= 19, "the callers that bypass")
         assert sum(not task.done() for task in tasks) == 1  # the probe, waiting for Redis
 
         await asyncio.to_thread(private_redis.resume)

@@ -22,6 +22,7 @@ from infrastructure.db.repositories import (
     TortoiseUserRepository,
     database_ready,
 )
+from tests.support.clock import wait_until
 from tests.support.cryptos import T0, at, crypto
 from tests.support.database import tortoise_session
 
@@ -108,16 +109,18 @@ async def test_twenty_concurrent_adds_of_one_symbol_exactly_one_wins(
 
 
 async def waiting_for_a_lock(holder: asyncpg.Connection, task: asyncio.Task[Any]) -> None:
-    """Until another session of this database waits for a lock ``holder`` holds."""
-    deadline = asyncio.get_running_loop().time() + 30
+    """Until another session of this database waits for a lock ``holder`` holds,
+    failing if ``task`` ends first."""
     blocked = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND $1 = ANY(pg_blocking_pids(pid))"
     )
-    while not await holder.fetchval(blocked, holder.get_server_pid()):
+
+    async def waiting() -> bool:
         assert not task.done(), "it did not wait for the lock"
-        assert asyncio.get_running_loop().time() < deadline, "nothing waited for the lock"
-        await asyncio.sleep(0.01)
+        return bool(await holder.fetchval(blocked, holder.get_server_pid()))
+
+    await wait_until(waiting, "a session waiting for the lock")
 
 
 async def test_a_crypto_deleted_while_the_batch_waits_for_it_is_skipped(
