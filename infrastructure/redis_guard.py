@@ -68,7 +68,8 @@ class RedisGuard:
     ``meanwhile`` says in the outage WARNING what the owner does without Redis
     ("... is unavailable (...): <meanwhile> until Redis answers again"), ``back`` in
     the INFO when it ends ("Redis is back at ...: <back>"); both go to ``logger``.
-    Raises ValueError at once for bad timeouts or a URL redis-py cannot read.
+    ``clock`` (seconds, monotonic) times the breaker's pause. Raises ValueError at once
+    for bad timeouts or a URL redis-py cannot read.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class RedisGuard:
         back: str,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
@@ -93,10 +95,11 @@ class RedisGuard:
         self._log = logger
         self._meanwhile = meanwhile
         self._back = back
+        self._clock = clock
         self._client: Redis | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._down = False
-        self._bypass_until = 0.0  # time.monotonic() before which Redis is not tried
+        self._bypass_until = 0.0  # clock() before which Redis is not tried
 
     @property
     def available(self) -> bool:
@@ -110,7 +113,7 @@ class RedisGuard:
         or fails (a refused command, ResponseError, counts as a failure: catch it in
         ``command`` to treat it otherwise). ``probe`` tries Redis even while the
         breaker is open."""
-        now = time.monotonic()
+        now = self._clock()
         if not probe and now < self._bypass_until:
             return SKIPPED
         if self._down:
@@ -151,7 +154,7 @@ class RedisGuard:
         return self._client
 
     def _failed(self, exc: BaseException) -> None:
-        self._bypass_until = time.monotonic() + self.retry_after
+        self._bypass_until = self._clock() + self.retry_after
         if self._down:
             return
         self._down = True

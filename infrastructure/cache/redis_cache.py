@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
@@ -77,6 +78,7 @@ class RedisTickerCache:
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
@@ -87,6 +89,7 @@ class RedisTickerCache:
             back="the ticker cache is in use again",
             timeout_seconds=timeout_seconds,
             retry_after_seconds=retry_after_seconds,
+            clock=clock,
         )
         self._prefix = key_prefix
         self._ttl = int(ttl_seconds)

@@ -162,7 +162,9 @@ class RedisRateLimiter:
 
     Build one per process, before or inside the event loop (the Redis client is made
     on first use in the running loop, and made again if the loop changes);
-    ``close()`` it on shutdown."""
+    ``close()`` it on shutdown. ``clock`` and ``sleep`` are this process's time (its
+    deadlines, the breaker, the fallback, the wait for a reserved slot); the window
+    itself runs on Redis's TIME."""
 
     def __init__(
         self,
@@ -174,13 +176,19 @@ class RedisRateLimiter:
         fallback: RateLimiter | None = None,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if calls_per_minute < 1:
             raise ValueError("calls_per_minute must be at least 1")
         if window_seconds <= 0:
             raise ValueError("window_seconds must be positive")
         self.calls_per_minute = calls_per_minute
-        self.fallback = fallback or RateLimiter(calls_per_minute, window_seconds=window_seconds)
+        self.fallback = fallback or RateLimiter(
+            calls_per_minute, window_seconds=window_seconds, clock=clock, sleep=sleep
+        )
+        self._clock = clock
+        self._sleep = sleep
         self._redis = RedisGuard(
             url,
             logger=log,
@@ -191,12 +199,13 @@ class RedisRateLimiter:
             back="the CoinGecko call budget is shared again",
             timeout_seconds=timeout_seconds,
             retry_after_seconds=retry_after_seconds,
+            clock=clock,
         )
         self.calls_key = f"{key_prefix}calls"
         self.paused_key = f"{key_prefix}paused"
         self._window_us = round(window_seconds * MICROS)
         self._scripts: _Scripts | None = None
-        self._shared_pause_until = -math.inf  # time.monotonic() when the pause seen ends
+        self._shared_pause_until = -math.inf  # clock() when the pause seen ends
         self._background: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -217,7 +226,7 @@ class RedisRateLimiter:
     def paused_for(self) -> float:
         """Seconds left of the pause a 429 asked for, here or in another process, as
         last seen (0 when there is none)."""
-        seen = self._shared_pause_until - time.monotonic()
+        seen = self._shared_pause_until - self._clock()
         return max(self.fallback.paused_for, seen, 0.0)
 
     def pause(self, seconds: float | None) -> float:
@@ -244,9 +253,9 @@ class RedisRateLimiter:
         ``max_wait`` seconds; raises UpstreamRateLimited (with ``retry_after``) at
         once, without waiting, when no slot frees up in time. Without Redis, the
         fallback limiter decides."""
-        deadline = time.monotonic() + max(max_wait, 0.0)
+        deadline = self._clock() + max(max_wait, 0.0)
         while True:
-            remaining = max(deadline - time.monotonic(), 0.0)
+            remaining = max(deadline - self._clock(), 0.0)
             member = uuid.uuid4().hex
             answer = await self._run(
                 _Scripts.acquire,
@@ -257,7 +266,7 @@ class RedisRateLimiter:
                 member,
             )
             if isinstance(answer, Skipped):  # the time Redis took counts against max_wait
-                await self.fallback.acquire(max_wait=max(deadline - time.monotonic(), 0.0))
+                await self.fallback.acquire(max_wait=max(deadline - self._clock(), 0.0))
                 return
             reserved, wait_us, paused_us = answer
             self._saw_pause(paused_us)
@@ -279,7 +288,7 @@ class RedisRateLimiter:
         """Sleep until the reserved slot; True when a 429 paused everyone meanwhile
         (the slot is given back then)."""
         try:
-            await asyncio.sleep(wait_us / MICROS)
+            await self._sleep(wait_us / MICROS)
         except BaseException:  # cancelled: give the slot back
             self._in_background(self._give_back(member))
             raise
@@ -309,7 +318,7 @@ class RedisRateLimiter:
         if paused_us <= 0:
             return
         seconds = paused_us / MICROS
-        self._shared_pause_until = max(self._shared_pause_until, time.monotonic() + seconds)
+        self._shared_pause_until = max(self._shared_pause_until, self._clock() + seconds)
         if seconds >= MIN_PAUSE_SECONDS and seconds > self.fallback.paused_for:
             self.fallback.pause(seconds)
 

@@ -7,6 +7,8 @@ import time
 import pytest
 import redis
 
+from tests.support.clock import wait_until
+
 pytestmark = pytest.mark.integration
 
 
@@ -34,7 +36,7 @@ async def test_redis_stopped_mid_run(make_api, private_redis, caplog):
         assert await markets_calls(api) == before + 1  # resolved upstream instead
         eth = await api.client.post("/crypto", json={"symbol": "ETH"}, headers=api.auth)
         assert eth.status_code == 201
-        assert time.monotonic() - started < 3  # a dead cache costs at most a short timeout
+        assert time.monotonic() - started < 10  # a dead cache costs at most short timeouts
         for path in ("/crypto", "/crypto/BTC", "/crypto/BTC/history", "/crypto/BTC/stats"):
             assert (await api.client.get(path, headers=api.auth)).status_code == 200
         ready = await api.client.get("/health/ready")
@@ -42,9 +44,14 @@ async def test_redis_stopped_mid_run(make_api, private_redis, caplog):
         assert any("redis" in m.lower() for m in caplog.messages)
 
         await asyncio.to_thread(private_redis.start)
-        await asyncio.sleep(5.5)  # the cache skips Redis for 5 s after a failure
+
+        async def cache_ready() -> bool:
+            # Its check asks Redis even while the cache skips it, and a success ends the
+            # skipping (which would otherwise end by itself 5 s after the last failure).
+            return (await api.client.get("/health/ready")).json()["cache"] is True
+
+        await wait_until(cache_ready, "the readiness check to find Redis back")
         assert (await add_again(api, "ETH")).status_code == 201  # fills the new Redis
         calls = await markets_calls(api)
         assert (await add_again(api, "ETH")).status_code == 201
         assert await markets_calls(api) == calls  # answered by Redis again
-        assert (await api.client.get("/health/ready")).json()["cache"] is True

@@ -3,89 +3,52 @@ workers, as a separate process. Exactly one of them polls CoinGecko."""
 
 import asyncio
 import os
-import signal
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import JWT_SECRET
-from tests.support.database import truncate_tables
+from tests.support.clock import wait_until
 from tests.support.live_server import free_port, sanic_command
+from tests.support.server_process import LEADER_LINE, ROOT, polling_env, running_server
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 INTERVAL = 1.0
-
-
-async def wait_until_up(client: httpx.AsyncClient, process, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.returncode is None, "the server exited during start-up"
-        try:
-            if (await client.get("/health/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError("the server did not become ready")
+CYCLES = 3
 
 
 async def test_four_workers_run_one_poller(database_url, gecko, tmp_path):
-    await truncate_tables(database_url)
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "COINGECKO_BASE_URL": gecko.base_url,
-        "COINGECKO_CALLS_PER_MINUTE": "10000",
-        "JWT_SECRET": JWT_SECRET,
-        "BCRYPT_ROUNDS": "4",
-        "PRICE_POLL_INTERVAL_SECONDS": str(INTERVAL),
-        "DATA_DIR": str(tmp_path),
-    }
-    env.pop("REDIS_URL", None)
-    log = (tmp_path / "server.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        *sanic_command(port, workers=4),
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
-            await wait_until_up(client, process)
-            r = await client.post(
-                "/auth/register", json={"username": "ops", "password": "op password"}
-            )
-            auth = {"Authorization": f"Bearer {r.json()['token']}"}
-            for symbol in ("BTC", "ETH"):
-                r = await client.post("/crypto", json={"symbol": symbol}, headers=auth)
-                assert r.status_code == 201, r.text
-            gecko.clear_requests()
-            gecko.set_price("bitcoin", 70000.0)
-            await asyncio.sleep(5 * INTERVAL)
-            polls = gecko.calls("/simple/price")
-            # one poller: about one call a second (two ids in one batch); four would make ~20
-            assert 3 <= len(polls) <= 7, len(polls)
-            assert all(sorted(c.query["ids"].split(",")) == ["bitcoin", "ethereum"] for c in polls)
-            r = await client.get("/crypto/BTC", headers=auth)
-            assert r.json()["current_price"] == 70000.0
+    """Shown exactly, not by the pace of the calls: every poll cycle is logged by one
+    worker, the one that took the lead, and every /simple/price call CoinGecko got is
+    one of its cycles (two cryptos: one batch a cycle)."""
+    coins = ("BTC", "bitcoin", "Bitcoin"), ("ETH", "ethereum", "Ethereum")
+    env = await polling_env(database_url, gecko.base_url, tmp_path, INTERVAL, *coins)
+    gecko.set_price("bitcoin", 70000.0)
+    async with running_server(env, tmp_path / "server.log", workers=4) as server:
+
+        def workers() -> set[int]:
+            return {line["pid"] for line in server.log_lines()} - {server.process.pid}
+
+        await server.wait_ready()
+        await wait_until(lambda: len(workers()) >= 4, "four workers")
+        await wait_until(lambda: len(server.poll_cycles()) >= CYCLES, f"{CYCLES} poll cycles")
+        cycles_before = len(server.poll_cycles())
+        calls = gecko.calls("/simple/price")
+        lines = server.log_lines()  # taken before the shutdown, when another may lead
+        cycles = server.poll_cycles()
+        auth = await server.register()
+        async with server.client() as client:
+            crypto = (await client.get("/crypto/BTC", headers=auth)).json()
             history = (await client.get("/crypto/BTC/history", headers=auth)).json()["history"]
-            assert len(history) >= 3
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            code = await asyncio.wait_for(process.wait(), timeout=30)
-        except TimeoutError:
-            process.kill()
-            raise
-        finally:
-            log.close()
-    assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
+        assert await server.stop() == 0, server.log()[-3000:]
+
+    [leader] = [line["pid"] for line in lines if line["message"] == LEADER_LINE]
+    assert {line["pid"] for line in cycles} == {leader}  # one of the four workers
+    # A cycle's call is recorded before its line is written, and at most one is in flight.
+    assert cycles_before <= len(calls) <= len(cycles) + 1
+    assert all(sorted(c.query["ids"].split(",")) == ["bitcoin", "ethereum"] for c in calls)
+    assert crypto["current_price"] == 70000.0
+    assert len(history) >= CYCLES
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from infrastructure.db.config import connect_kwargs
-from tests.support.database import truncate_tables
+from tests.support.database import insert_cryptos, truncate_tables
 from tests.support.server_process import ROOT, server_env
 
 pytestmark = pytest.mark.integration
@@ -18,12 +18,9 @@ pytestmark = pytest.mark.integration
 
 async def test_the_standalone_poller_polls_and_stops_on_sigterm(database_url, gecko, tmp_path):
     await truncate_tables(database_url)
+    await insert_cryptos(database_url, ("BTC", "bitcoin", "Bitcoin"))
     conn = await asyncpg.connect(**connect_kwargs(database_url))
     try:
-        await conn.execute(
-            "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
-            "VALUES ('BTC', 'bitcoin', 'Bitcoin', 1.0, now())"
-        )
         gecko.set_price("bitcoin", 64000.0)
         env = server_env(database_url, gecko.base_url, tmp_path, PRICE_POLL_INTERVAL_SECONDS="1")
         log = tmp_path / "poller.log"

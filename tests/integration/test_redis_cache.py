@@ -13,9 +13,10 @@ import pytest
 
 from domain.model import CoinRef, Ticker
 from infrastructure.cache import RedisTickerCache
+from tests.support.clock import ManualClock, wait_until
+from tests.support.ports import refusing_port
 from tests.support.redis_server import (  # noqa: F401 (fixtures: machine_url, prefix, raw)
     RedisServer,
-    free_port,
     machine_url_fixture,
     prefix_fixture,
     raw_fixture,
@@ -70,13 +71,18 @@ async def test_set_overwrites_and_ttl_is_configurable(machine_url, prefix, raw):
         await cache.close()
 
 
-async def test_expired_entry_is_a_miss(machine_url, prefix):
+async def test_expired_entry_is_a_miss(machine_url, prefix, raw):
+    # Redis expires the key on its own clock: wait for that, however long it takes here.
     cache = RedisTickerCache(machine_url, key_prefix=prefix, ttl_seconds=1)
     try:
         await cache.set(BTC, BITCOIN)
-        assert await cache.get(BTC) == BITCOIN
-        await asyncio.sleep(1.1)
-        assert await cache.get(BTC) is None
+        assert 0 < await raw.pttl(f"{prefix}BTC") <= 1000
+
+        async def missed() -> bool:
+            return await cache.get(BTC) is None
+
+        await wait_until(missed, "the entry to expire")
+        assert await raw.exists(f"{prefix}BTC") == 0
     finally:
         await cache.close()
 
@@ -160,7 +166,7 @@ async def test_stopped_redis_reads_as_miss_quickly_and_recovers_without_restart(
             assert await cache.get(BTC) is None
             await cache.set(ETH, ETHEREUM)  # no exception
         assert await cache.ping() is False
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 5  # refused at once; each call bounded anyway
         assert not cache.available
         assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
         assert private_redis.url.removesuffix("/0") in logged(caplog, logging.WARNING, "")[0]
@@ -180,7 +186,13 @@ async def test_stopped_redis_reads_as_miss_quickly_and_recovers_without_restart(
 async def test_hung_redis_costs_one_timeout_then_is_bypassed_until_it_answers(
     private_redis: RedisServer, caplog
 ):
-    cache = RedisTickerCache(private_redis.url, retry_after_seconds=0.3)
+    # The breaker runs on a manual clock: it stays open until the test moves the clock.
+    # A call that went to the hung Redis would cost the whole 1 s timeout, so twenty
+    # calls in less than that went nowhere.
+    clock = ManualClock()
+    cache = RedisTickerCache(
+        private_redis.url, timeout_seconds=1.0, retry_after_seconds=5, clock=clock
+    )
     try:
         await cache.set(BTC, BITCOIN)
         await cache.set(ETH, ETHEREUM)
@@ -189,19 +201,19 @@ async def test_hung_redis_costs_one_timeout_then_is_bypassed_until_it_answers(
         started = time.monotonic()
         assert await cache.get(BTC) is None
         first = time.monotonic() - started
-        assert 0.3 <= first < 1.5, first  # it waited for the timeout, and no longer
+        assert 0.9 <= first < 10, first  # it waited for the timeout, and was then let go
 
         started = time.monotonic()
         for _ in range(10):  # within retry_after: the breaker skips Redis
             assert await cache.get(BTC) is None
             await cache.set(BTC, BITCOIN)
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 1.0
         assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
-        assert "no answer within 0.5 s" in logged(caplog, logging.WARNING, "unavailable")[0]
+        assert "no answer within 1 s" in logged(caplog, logging.WARNING, "unavailable")[0]
 
         private_redis.resume()
         assert await cache.get(ETH) is None  # still bypassed for the rest of retry_after
-        await asyncio.sleep(0.35)
+        clock.advance(5)
         # The GET BTC that timed out must not leak its late reply into this one.
         assert await cache.get(ETH) == ETHEREUM
         assert await cache.get(BTC) == BITCOIN
@@ -211,44 +223,66 @@ async def test_hung_redis_costs_one_timeout_then_is_bypassed_until_it_answers(
         await cache.close()
 
 
-async def test_concurrent_calls_during_an_outage_log_one_warning_and_one_probe_at_a_time(
+async def test_concurrent_calls_during_an_outage_log_one_warning(
     private_redis: RedisServer, caplog
 ):
-    cache = RedisTickerCache(private_redis.url, retry_after_seconds=0.2)
+    cache = RedisTickerCache(private_redis.url)  # 0.5 s timeout
     try:
         assert await cache.ping()
         private_redis.pause()
         started = time.monotonic()
         results = await asyncio.gather(*(cache.get(BTC) for _ in range(20)))
         assert results == [None] * 20
-        assert time.monotonic() - started < 1.0  # all in parallel, each bounded
+        assert time.monotonic() - started < 5  # in parallel: one after another takes 10 s
         assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
-
-        await asyncio.sleep(0.25)  # the pause is over: half-open
-        tasks = [asyncio.create_task(cache.get(BTC)) for _ in range(20)]
-        await asyncio.sleep(0.1)
-        # One caller probes (and waits for the timeout); the others bypass Redis at once.
-        assert sum(not task.done() for task in tasks) == 1
-        assert await asyncio.gather(*tasks) == [None] * 20
+    finally:
         private_redis.resume()
-        await asyncio.sleep(0.25)
+        await cache.close()
+
+
+async def test_after_the_pause_one_caller_probes_while_the_others_bypass_redis(
+    private_redis: RedisServer, caplog
+):
+    # A long timeout and a manual clock: the probe waits on the hung Redis until the
+    # test resumes it, so "the others are done, the probe is not" holds however slow.
+    clock = ManualClock()
+    cache = RedisTickerCache(
+        private_redis.url, timeout_seconds=60, retry_after_seconds=5, clock=clock
+    )
+    try:
+        assert await cache.ping()
+        await asyncio.to_thread(private_redis.stop)
+        assert await cache.get(BTC) is None  # refused: the breaker opens
+        await asyncio.to_thread(private_redis.start)
+        await asyncio.to_thread(private_redis.pause)
+
+        clock.advance(5)  # the pause is over: half-open
+        tasks = [asyncio.create_task(cache.get(BTC)) for _ in range(20)]
+        await wait_until(lambda: sum(t.done() for t in tasks) >= 19, "the callers that bypass")
+        assert sum(not task.done() for task in tasks) == 1  # the probe, waiting for Redis
+
+        await asyncio.to_thread(private_redis.resume)
+        assert await asyncio.wait_for(asyncio.gather(*tasks), timeout=30) == [None] * 20
+        assert cache.available
         await cache.set(BTC, BITCOIN)
         assert await cache.get(BTC) == BITCOIN
         assert len(logged(caplog, logging.WARNING, "unavailable")) == 1
+        assert len(logged(caplog, logging.INFO, "Redis is back")) == 1
     finally:
         private_redis.resume()
         await cache.close()
 
 
 async def test_redis_never_reachable_reads_as_miss(caplog):
-    cache = RedisTickerCache(f"redis://:secret@127.0.0.1:{free_port()}/0")
-    try:
-        started = time.monotonic()
-        assert await cache.get(BTC) is None
-        await cache.set(BTC, BITCOIN)
-        assert await cache.ping() is False
-        assert time.monotonic() - started < 1.5
-        (warning,) = logged(caplog, logging.WARNING, "unavailable")
-        assert "secret" not in warning  # no credentials in the logs
-    finally:
-        await cache.close()
+    with refusing_port() as port:
+        cache = RedisTickerCache(f"redis://:secret@127.0.0.1:{port}/0")
+        try:
+            started = time.monotonic()
+            assert await cache.get(BTC) is None
+            await cache.set(BTC, BITCOIN)
+            assert await cache.ping() is False
+            assert time.monotonic() - started < 5  # refused at once; each call bounded anyway
+            (warning,) = logged(caplog, logging.WARNING, "unavailable")
+            assert "secret" not in warning  # no credentials in the logs
+        finally:
+            await cache.close()

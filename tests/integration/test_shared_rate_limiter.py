@@ -1,6 +1,11 @@
 """RedisRateLimiter against real Redis: the machine's for the shared budget (a unique key
 prefix per test, cleaned up), a private redis-server for outages. Each limiter stands
-for one worker; some tests run real worker processes."""
+for one worker; some tests run real worker processes.
+
+The window runs on Redis's own clock, so these tests use windows and pauses of tens
+of seconds and check them with generous bounds, never by waiting them out: a
+limiter's sleep is recorded (or held) instead of slept, past calls are written into
+the window at a time Redis names, and the circuit breaker runs on a manual clock."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import logging
 import math
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ from infrastructure.coingecko import CoinGeckoClient, RateLimiter
 from infrastructure.coingecko.shared_rate_limiter import RedisRateLimiter, build_rate_limiter
 from infrastructure.settings import Settings
 from tests.fakes.coingecko_server import Failure, FakeCoinGecko
+from tests.support.clock import HeldSleep, ManualClock
 from tests.support.redis_server import (  # noqa: F401 (fixtures: machine_url, prefix, raw)
     RedisServer,
     machine_url_fixture,
@@ -80,6 +87,24 @@ async def redis_seconds(client: Redis) -> float:
     return seconds + micros / 1_000_000
 
 
+async def spent(raw: Redis, prefix: str, *seconds_ago: float) -> None:
+    """Calls made ``seconds_ago`` by Redis's clock, as a limiter records them."""
+    now = await redis_seconds(raw)
+    await raw.zadd(
+        f"{prefix}calls", {uuid.uuid4().hex: round((now - ago) * 1_000_000) for ago in seconds_ago}
+    )
+
+
+def about(seconds: float) -> Any:
+    """``seconds`` as Redis's clock, which keeps running while the test does, gives it."""
+    return pytest.approx(seconds, abs=10)
+
+
+def spent_message(refused: UpstreamRateLimited, budget: int) -> str:
+    retry = math.ceil(refused.retry_after)
+    return f"the budget of {budget} CoinGecko calls a minute is spent; retry in {retry} s"
+
+
 # --- one budget for every worker -------------------------------------------------------
 
 
@@ -93,8 +118,8 @@ async def test_two_workers_get_exactly_the_budget_between_them(make_limiter, raw
     assert len(refusals) == 5
     for refused in refusals:
         assert isinstance(refused, UpstreamRateLimited)
-        assert refused.message == "the budget of 5 CoinGecko calls a minute is spent; retry in 60 s"
-        assert refused.retry_after == pytest.approx(60, abs=1)
+        assert refused.message == spent_message(refused, 5)
+        assert refused.retry_after == about(60)
     assert await raw.zcard(f"{prefix}calls") == 5
     assert 0 < await raw.pttl(f"{prefix}calls") <= 61_000  # kept no longer than needed
 
@@ -142,45 +167,47 @@ async def test_worker_processes_share_the_budget(machine_url, prefix, raw):
     assert await raw.zcard(f"{prefix}calls") == 5
 
 
-async def test_a_worker_waits_for_the_slot_another_one_frees(make_limiter):
-    first, second = make_limiter(2, window_seconds=1), make_limiter(2, window_seconds=1)
+async def test_a_worker_waits_for_the_slot_another_one_frees(make_limiter, raw, prefix):
+    clock = ManualClock()
+    first, second = make_limiter(2), make_limiter(2, clock=clock, sleep=clock.sleep)
     await first.acquire(max_wait=0)
     await first.acquire(max_wait=0)
 
     refused = await refusal(second)
-    assert 0.5 < refused.retry_after <= 1
-    assert refused.message == "the budget of 2 CoinGecko calls a minute is spent; retry in 1 s"
-    assert 0.5 < await took(second.acquire(max_wait=2)) < 1.3
+    assert 0 < refused.retry_after <= 60
+    assert refused.retry_after == about(60)
+    assert refused.message == spent_message(refused, 2)
+    await second.acquire(max_wait=120)
+    assert clock.sleeps == [about(60)]  # until first's first call leaves the window
+    assert await raw.zcard(f"{prefix}calls") == 3
 
 
 async def test_waiting_workers_queue_for_the_slots_as_they_free(make_limiter):
-    first, second = make_limiter(1, window_seconds=0.5), make_limiter(1, window_seconds=0.5)
+    clock = ManualClock()
+    first = make_limiter(1, clock=clock, sleep=clock.sleep)
+    second = make_limiter(1, clock=clock, sleep=clock.sleep)
     await first.acquire(max_wait=0)
-    waits = await asyncio.gather(took(second.acquire(max_wait=2)), took(first.acquire(max_wait=2)))
-    assert sorted(waits) == [
-        pytest.approx(0.5, abs=0.2),
-        pytest.approx(1.0, abs=0.2),  # the next window, not the same freed slot
-    ]
+    await asyncio.gather(second.acquire(max_wait=300), first.acquire(max_wait=300))
+    assert sorted(clock.sleeps) == [about(60), about(120)]  # the next window, not the same slot
 
 
 async def test_the_window_slides(make_limiter, raw, prefix):
-    first, second = make_limiter(2, window_seconds=0.5), make_limiter(2, window_seconds=0.5)
-    await first.acquire(max_wait=0)
-    await second.acquire(max_wait=0)
-    await refusal(first)
+    first, second = make_limiter(2), make_limiter(2)
+    await spent(raw, prefix, 90, 30)  # the call 90 s ago has left the window
 
-    await asyncio.sleep(0.55)
-    assert await took(first.acquire(max_wait=0)) < 0.1
-    assert await took(second.acquire(max_wait=0)) < 0.1
-    assert await raw.zcard(f"{prefix}calls") == 2  # the old calls were pruned
-    await refusal(second)
+    await first.acquire(max_wait=0)
+    assert await raw.zcard(f"{prefix}calls") == 2  # the old call was pruned
+    refused = await refusal(second)
+    assert refused.retry_after == about(30)  # when the call 30 s ago leaves it
 
 
 async def test_a_cancelled_waiter_gives_its_slot_back(make_limiter, raw, prefix):
-    first, second = make_limiter(1, window_seconds=1), make_limiter(1, window_seconds=1)
+    held = HeldSleep()
+    first, second = make_limiter(1), make_limiter(1, sleep=held)
     await first.acquire(max_wait=0)
-    waiting = asyncio.create_task(second.acquire(max_wait=5))
-    await asyncio.sleep(0.2)
+    waiting = asyncio.create_task(second.acquire(max_wait=120))
+    await asyncio.wait_for(held.entered.wait(), timeout=30)
+    assert held.sleeps == [about(60)]
     assert await raw.zcard(f"{prefix}calls") == 2  # the slot it waits for is reserved
 
     waiting.cancel()
@@ -201,23 +228,26 @@ async def test_a_pause_on_one_worker_holds_the_others(make_limiter, raw, prefix)
 
     await first.flush()
     refused = await refusal(second)
-    assert refused.message == "CoinGecko is rate-limiting us; retry in 30 s"
-    assert refused.retry_after == pytest.approx(30, abs=0.5)
-    assert second.paused_for == pytest.approx(30, abs=0.5)
+    assert (
+        refused.message
+        == f"CoinGecko is rate-limiting us; retry in {math.ceil(refused.retry_after)} s"
+    )
+    assert refused.retry_after == about(30)
+    assert second.paused_for == about(30)
     paused_until = int(await raw.get(f"{prefix}paused")) / 1_000_000
-    assert paused_until - await redis_seconds(raw) == pytest.approx(30, abs=0.5)
+    assert paused_until - await redis_seconds(raw) == about(30)
     assert await raw.zcard(f"{prefix}calls") == 0  # nothing was spent
 
 
 async def test_the_pause_reaches_other_workers_without_a_flush(make_limiter):
     first, second = make_limiter(), make_limiter()
     first.pause(20)
-    deadline = time.monotonic() + 1
+    deadline = time.monotonic() + 30
     while True:
         try:
             await second.acquire(max_wait=0)
         except UpstreamRateLimited as refused:
-            assert refused.retry_after == pytest.approx(20, abs=1)
+            assert refused.retry_after == about(20)
             break
         assert time.monotonic() < deadline, "the pause never reached the other worker"
         await asyncio.sleep(0.01)
@@ -230,41 +260,56 @@ async def test_a_shorter_pause_never_shortens_a_longer_one(make_limiter):
     assert second.pause(5) == 5
     await second.flush()
 
-    assert (await refusal(third)).retry_after == pytest.approx(30, abs=0.5)
-    assert second.paused_for == pytest.approx(30, abs=0.5)
+    assert (await refusal(third)).retry_after == about(30)
+    assert second.paused_for == about(30)
 
 
 @pytest.mark.parametrize(
     ("asked", "applied"), [(None, 60), (math.nan, 60), (-3, 60), (0.01, 1), (10_000, 600)]
 )
-async def test_a_pause_is_clamped_like_the_local_limiter_does(make_limiter, asked, applied):
-    first, second = make_limiter(), make_limiter()
+async def test_a_pause_is_clamped_like_the_local_limiter_does(
+    make_limiter, raw, prefix, asked, applied
+):
+    first = make_limiter()
+    before = await redis_seconds(raw)
     assert first.pause(asked) == applied
     await first.flush()
-    assert (await refusal(second)).retry_after == pytest.approx(applied, abs=0.5)
+    after = await redis_seconds(raw)
+    # Written as "Redis's time when it got the pause, plus the pause".
+    paused_until = int(await raw.get(f"{prefix}paused")) / 1_000_000
+    assert before + applied <= paused_until <= after + applied + 1e-6
 
 
 async def test_a_pause_while_waiting_sends_the_waiter_back_in_the_queue(make_limiter, raw, prefix):
-    first, second = make_limiter(1, window_seconds=1), make_limiter(1, window_seconds=1)
+    held = HeldSleep()
+    first, second = make_limiter(1), make_limiter(1, sleep=held)
     await first.acquire(max_wait=0)
-    started = time.monotonic()
-    waiting = asyncio.create_task(second.acquire(max_wait=1.5))
-    await asyncio.sleep(0.2)
-    first.pause(2)  # a 429 while second sleeps until its slot
+    waiting = asyncio.create_task(second.acquire(max_wait=90))
+    await asyncio.wait_for(held.entered.wait(), timeout=30)  # asleep until its slot
+    first.pause(120)  # a 429 meanwhile, longer than second may wait
     await first.flush()
+    assert not waiting.done()
 
+    held.release()  # second wakes at its slot: refused then, not before
     with pytest.raises(UpstreamRateLimited, match="rate-limiting us"):
         await waiting
-    assert 0.9 < time.monotonic() - started < 1.4  # refused when it woke up, not before
-    # first's call slid out of the window; second's slot, still ahead, was given back
-    assert await raw.zcard(f"{prefix}calls") == 0
+    # first's call is still in the window; second's slot was given back
+    assert await raw.zcard(f"{prefix}calls") == 1
 
 
-async def test_the_poller_waits_out_a_pause_another_worker_set(make_limiter):
-    first, second = make_limiter(), make_limiter()
-    first.pause(1)
+async def test_the_poller_waits_out_a_pause_another_worker_set(make_limiter, raw, prefix):
+    naps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        await raw.delete(f"{prefix}paused")  # the pause is over by the time it wakes
+
+    first, second = make_limiter(), make_limiter(sleep=sleep)
+    first.pause(30)
     await first.flush()
-    assert 0.8 < await took(second.acquire(max_wait=3)) < 1.3
+    await second.acquire(max_wait=60)
+    assert naps == [about(30)]
+    assert await raw.zcard(f"{prefix}calls") == 1
 
 
 async def test_a_429_seen_by_one_client_holds_another_workers_client(make_limiter):
@@ -291,15 +336,16 @@ async def test_a_429_seen_by_one_client_holds_another_workers_client(make_limite
 async def test_redis_stopped_falls_back_to_the_local_budget_then_shares_again(
     private_redis: RedisServer, make_limiter, caplog
 ):
-    first = make_limiter(3, url=private_redis.url, retry_after_seconds=0.3)
-    second = make_limiter(3, url=private_redis.url, retry_after_seconds=0.3)
+    clock = ManualClock()
+    first = make_limiter(3, url=private_redis.url, retry_after_seconds=5, clock=clock)
+    second = make_limiter(3, url=private_redis.url, retry_after_seconds=5, clock=clock)
     await first.acquire(max_wait=0)
     await second.acquire(max_wait=0)
 
     await asyncio.to_thread(private_redis.stop)
-    assert await took(first.acquire(max_wait=0)) < 1.5  # the fallback's second call
+    assert await took(first.acquire(max_wait=0)) < 5  # the fallback's second call
     assert not first.shared
-    assert await took(first.acquire(max_wait=0)) < 0.1
+    await first.acquire(max_wait=0)
     refused = await refusal(first)  # its own 3 calls (1 shared, 2 local) spent the fallback
     assert refused.message.startswith("the budget of 3 CoinGecko calls a minute is spent")
     await second.acquire(max_wait=0)  # the other worker falls back to its own budget
@@ -309,7 +355,7 @@ async def test_redis_stopped_falls_back_to_the_local_budget_then_shares_again(
     assert all("unavailable" in line and private_redis.url in line for line in warnings)
 
     await asyncio.to_thread(private_redis.start)  # empty: no persistence
-    await asyncio.sleep(0.35)  # the breaker's pause
+    clock.advance(5)  # the breaker's pause
     await first.acquire(max_wait=0)  # shared again: its full fallback is not asked
     assert first.shared
     async with Redis.from_url(private_redis.url) as client:
@@ -325,15 +371,18 @@ async def test_redis_stopped_falls_back_to_the_local_budget_then_shares_again(
 async def test_a_hung_redis_costs_one_timeout_then_is_skipped(
     private_redis: RedisServer, make_limiter
 ):
-    limiter = make_limiter(url=private_redis.url)
+    # The breaker stays open on the manual clock; going to the hung Redis would cost
+    # the whole 1 s timeout, so anything quicker than that went nowhere.
+    clock = ManualClock()
+    limiter = make_limiter(url=private_redis.url, timeout_seconds=1.0, clock=clock)
     await limiter.acquire(max_wait=0)
     await asyncio.to_thread(private_redis.pause)
     try:
-        assert await took(limiter.acquire(max_wait=0)) < 1.0  # ~0.5 s timeout
-        assert await took(limiter.acquire(max_wait=0)) < 0.1  # the breaker skips Redis
+        assert 0.9 <= await took(limiter.acquire(max_wait=0)) < 10  # the timeout, no more
+        assert await took(limiter.acquire(max_wait=0)) < 1.0  # the breaker skips Redis
         assert limiter.pause(10) == 10  # the shared write is skipped, not waited for
-        assert await took(limiter.flush()) < 0.1
-        assert (await refusal(limiter)).retry_after == pytest.approx(10, abs=0.5)
+        assert await took(limiter.flush()) < 1.0
+        assert (await refusal(limiter)).retry_after == pytest.approx(10)
     finally:
         await asyncio.to_thread(private_redis.resume)
 
@@ -349,7 +398,7 @@ async def test_a_shared_pause_outlives_a_redis_outage(private_redis: RedisServer
     refused = await refusal(second)
     assert not second.shared
     assert refused.message.startswith("CoinGecko is rate-limiting us")
-    assert refused.retry_after == pytest.approx(20, abs=1)
+    assert refused.retry_after == about(20)
 
 
 def test_the_limiter_follows_a_new_event_loop(machine_url, prefix):

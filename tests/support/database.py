@@ -134,6 +134,20 @@ async def truncate_tables(url: str) -> None:
         await conn.close(timeout=10)
 
 
+async def insert_cryptos(url: str, *coins: tuple[str, str, str]) -> None:
+    """Track ``(symbol, coin_id, name)`` cryptos (price 1.0, no history) straight in the
+    database, without asking CoinGecko as adding them through the API does."""
+    conn = await asyncpg.connect(**connect_kwargs(url))
+    try:
+        await conn.executemany(
+            "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
+            "VALUES ($1, $2, $3, 1.0, now())",
+            coins,
+        )
+    finally:
+        await conn.close(timeout=10)
+
+
 @asynccontextmanager
 async def tortoise_session(url: str) -> AsyncIterator[None]:
     """Tortoise initialised on ``url`` for the block (in the current context, which

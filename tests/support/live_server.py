@@ -1,4 +1,4 @@
-"""Serve a Sanic app on a free loopback port inside the test's own event loop.
+"""Serve a Sanic app on a loopback port inside the test's own event loop.
 
 It drives the same lifecycle as sanic-testing's ReusableClient (startup, the
 before/after start listeners, a real socket, then the stop listeners), but from an
@@ -16,22 +16,23 @@ from pathlib import Path
 import httpx
 from sanic import Sanic
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support.ports import free_port  # noqa: F401 (where tests used to find it)
 
 
 @asynccontextmanager
 async def serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
     """Start ``app``; yield an httpx client aimed at it; stop it cleanly."""
     Sanic.test_mode = True
-    port = free_port()
-    server = await app.create_server(
-        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-    )
+    # The server gets a socket on a port the kernel picked, bound from the start, so no
+    # other process can take the port between choosing it and listening on it.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    try:
+        server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+    except BaseException:
+        sock.close()
+        raise
     assert server is not None
     await server.startup()
     await server.before_start()

@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -44,6 +43,10 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tests.support.ports import MAX_PORT_ATTEMPTS, free_port, lost_the_port
 
 DEFAULT_MACHINE_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -62,24 +65,24 @@ def machine_redis_url() -> str:
     return url
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers_ping(port: int) -> bool:
+def _pid_on(port: int) -> int | None:
+    """The process id of the Redis answering on ``port``; None when none answers."""
+    client = redis.Redis(
+        port=port, socket_connect_timeout=0.2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+        return int(client.info("server")["process_id"])
+    except (redis.RedisError, OSError, KeyError, ValueError):
+        return None
+    finally:
+        client.close()
 
 
 class RedisServer:
-    """A private redis-server on 127.0.0.1:``port`` (a free one by default)."""
+    """A private redis-server on 127.0.0.1:``port`` (a free one by default).
+
+    A port it chose itself and lost to another process before its first start is
+    traded for another one; a restart stays on its port (clients have its URL)."""
 
     def __init__(self, port: int | None = None, *, binary: str = "redis-server") -> None:
         found = shutil.which(binary)
@@ -90,6 +93,7 @@ class RedisServer:
         self.directory = Path(tempfile.mkdtemp(prefix="redis-test-"))
         self._process: subprocess.Popen[bytes] | None = None
         self._paused = False
+        self._may_move = port is None  # until it has served on its port once
 
     @property
     def url(self) -> str:
@@ -99,11 +103,23 @@ class RedisServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, timeout: float = 5.0) -> None:
-        """Start the server (again, on the same port) and wait until it answers PING."""
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server (again, on the same port) and wait until it answers on
+        its port: it, not another process that took the port."""
         if self.running:
             return
+        for _ in range(MAX_PORT_ATTEMPTS):
+            if self._launch(timeout):
+                self._may_move = False
+                return
+            self.port = free_port()
+        raise RuntimeError(f"{MAX_PORT_ATTEMPTS} ports in a row were taken")
+
+    def _launch(self, timeout: float) -> bool:
+        """True once the server answers on its port; False when it lost a port it may
+        trade for another; raises when it did not start otherwise."""
         log_file = self.directory / "redis.log"
+        log_file.unlink(missing_ok=True)
         options = {
             "port": str(self.port),
             "bind": "127.0.0.1",
@@ -123,12 +139,15 @@ class RedisServer:
         )
         self._paused = False
         deadline = time.monotonic() + timeout
-        while not _answers_ping(self.port):
+        while _pid_on(self.port) != self._process.pid:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 log = log_file.read_text(errors="replace") if log_file.exists() else ""
+                if self._may_move and lost_the_port(log):
+                    return False
                 raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log}")
             time.sleep(0.01)
+        return True
 
     def stop(self) -> None:
         """Stop the server and wait for it to exit; its data is gone (no persistence)."""

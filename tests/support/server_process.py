@@ -1,9 +1,15 @@
 """The server as deployed, in a process of its own: ``sanic ... --factory`` on a free
-port, its output kept in a log file, stopped by a signal."""
+port, its output kept in a log file, stopped by a signal.
+
+The sanic CLI cannot be handed a bound socket, so the port is chosen first and may be
+taken by another process before the server binds it: ``running_server`` waits until
+the server listens on its port (or exits), and starts it again on another port when
+it lost that one."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -11,13 +17,19 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 
-from tests.support.live_server import free_port, sanic_command
+from tests.support.database import insert_cryptos, truncate_tables
+from tests.support.live_server import sanic_command
+from tests.support.ports import MAX_PORT_ATTEMPTS, free_port, lost_the_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "test-only-secret-" + "0123456789abcdef" * 3
+POLLER_LOGGER = "application.price_poller"  # one line a cycle, whatever its outcome
+LEADER_LINE = "this worker now runs the price poller"
 
 
 def server_env(
@@ -39,6 +51,23 @@ def server_env(
     return env
 
 
+async def polling_env(
+    database_url: str, gecko_url: str, data_dir: Path, interval: float, *coins: tuple[str, str, str]
+) -> dict[str, str]:
+    """For servers that poll every ``interval`` s, with JSON logs (``poll_cycles``), on a
+    database emptied and then tracking ``(symbol, coin_id, name)`` coins: each poll
+    cycle makes one /simple/price call (up to 100 coins) from its first one."""
+    await truncate_tables(database_url)
+    await insert_cryptos(database_url, *coins)
+    return server_env(
+        database_url,
+        gecko_url,
+        data_dir,
+        PRICE_POLL_INTERVAL_SECONDS=str(interval),
+        LOG_FORMAT="json",
+    )
+
+
 @dataclass
 class ServerProcess:
     process: asyncio.subprocess.Process
@@ -51,6 +80,19 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The lines of a LOG_FORMAT=json log, but for one still being written."""
+        complete = self.log().split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.startswith("{")]
+
+    def poll_cycles(self) -> list[dict[str, Any]]:
+        """The poller's line for each cycle it ran (in a LOG_FORMAT=json log)."""
+        return [
+            line
+            for line in self.log_lines()
+            if line["logger"] == POLLER_LOGGER and line["message"].startswith("poll")
+        ]
 
     def client(self, timeout: float = 30) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
@@ -65,6 +107,32 @@ class ServerProcess:
             )
         assert r.status_code == 201, r.text
         return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    def listening(self) -> bool:
+        """Whether this server's own processes listen on its port (then the answers on
+        that port are this server's, not another process's that took the port)."""
+        try:
+            main = psutil.Process(self.process.pid)
+            processes = [main, *main.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return False
+        for process in processes:
+            try:
+                sockets = process.net_connections(kind="tcp")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            if any(s.status == psutil.CONN_LISTEN and s.laddr.port == self.port for s in sockets):
+                return True
+        return False
+
+    async def wait_listening(self, seconds: float = 60) -> None:
+        """Until the server listens on its port or has exited (or ``seconds`` passed:
+        ``wait_ready`` then says why)."""
+        deadline = time.monotonic() + seconds
+        while self.process.returncode is None and time.monotonic() < deadline:
+            if self.listening():
+                return
+            await asyncio.sleep(0.05)
 
     async def wait_ready(self, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
@@ -90,22 +158,36 @@ class ServerProcess:
             raise AssertionError(f"server still running {seconds} s after the signal") from None
 
 
+async def start_server(env: Mapping[str, str], log_path: Path, workers: int) -> ServerProcess:
+    """A server listening on its own port, or one that exited for another reason than
+    a port some other process took (up to MAX_PORT_ATTEMPTS ports)."""
+    for _ in range(MAX_PORT_ATTEMPTS):
+        port = free_port()
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                *sanic_command(port, workers),
+                cwd=ROOT,
+                env=dict(env),
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # a SIGKILL of the test leaves no orphan on the port
+            )
+        server = ServerProcess(process, port, log_path)
+        await server.wait_listening()
+        if process.returncode is None or not lost_the_port(server.log()):
+            return server
+        await process.wait()
+    raise AssertionError(f"{MAX_PORT_ATTEMPTS} ports in a row were taken:\n{server.log()[-3000:]}")
+
+
 @asynccontextmanager
 async def running_server(
     env: Mapping[str, str], log_path: Path, workers: int = 1
 ) -> AsyncIterator[ServerProcess]:
-    """A started server (not yet ready: call ``wait_ready``), stopped on the way out."""
-    port = free_port()
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            *sanic_command(port, workers),
-            cwd=ROOT,
-            env=dict(env),
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # a SIGKILL of the test leaves no orphan on the port
-        )
-    server = ServerProcess(process, port, log_path)
+    """A started server, listening on its own port (not yet ready: call
+    ``wait_ready``), stopped on the way out."""
+    server = await start_server(env, log_path, workers)
+    process = server.process
     try:
         yield server
     finally:

@@ -32,8 +32,11 @@ class FakeClock:
 
 @dataclass
 class InMemoryCryptoRepository:
+    """The rules of the PostgreSQL repository, in memory; the contract suite
+    (tests/integration/test_repository_contract.py) holds both to the same cases."""
+
     rows: dict[str, Crypto] = field(default_factory=dict)
-    points: dict[int, list[PricePoint]] = field(default_factory=dict)
+    points: dict[int, list[PricePoint]] = field(default_factory=dict)  # by time, then arrival
     next_id: int = 1
     record_calls: int = 0
 
@@ -53,26 +56,34 @@ class InMemoryCryptoRepository:
         return stored
 
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
         self.record_calls += 1
+        latest: dict[int, PriceUpdate] = {}
+        for u in sorted(updates, key=lambda u: u.at):  # stable: a tie goes to the later one
+            latest[u.crypto_id] = u
         by_id = {c.id: c for c in self.rows.values()}
         done = set()
-        for u in updates:
+        for u in latest.values():
             crypto = by_id.get(u.crypto_id)
             if crypto is None:
                 continue
-            self.rows[crypto.symbol.value] = replace(
-                crypto, current_price=u.price, last_updated=u.at
-            )
-            self.points[u.crypto_id] = [*self.points[u.crypto_id], PricePoint(u.price, u.at)][
-                -keep:
-            ]
+            if crypto.last_updated <= u.at:  # the current price never goes back in time
+                self.rows[crypto.symbol.value] = replace(
+                    crypto, current_price=u.price, last_updated=u.at
+                )
+            points = [*self.points[u.crypto_id], PricePoint(u.price, u.at)]
+            self.points[u.crypto_id] = sorted(points, key=lambda p: p.timestamp)[-keep:]
             done.add(u.crypto_id)
         return done
 
     async def tracked_coins(self) -> list[TrackedCoin]:
-        return [TrackedCoin(c.id, c.coin_id) for c in self.rows.values() if c.id]
+        by_id = sorted(self.rows.values(), key=lambda c: c.id or 0)
+        return [TrackedCoin(c.id, c.coin_id) for c in by_id if c.id]
 
     async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
         crypto = self.rows.get(symbol.value)
         return None if crypto is None else self.points[crypto.id][-limit:]
 
@@ -80,8 +91,8 @@ class InMemoryCryptoRepository:
         crypto = self.rows.get(symbol.value)
         if crypto is None:
             return None
-        # str() of a double is the decimal PostgreSQL's float8::numeric gives for it.
-        prices = [Decimal(str(p.price)) for p in self.points[crypto.id]]
+        # PostgreSQL's float8::numeric keeps 15 significant digits (printf's %.15g).
+        prices = [Decimal(f"{p.price:.15g}") for p in self.points[crypto.id]]
         return PriceStats(
             current_price=crypto.current_price,
             min_price=min(prices),
@@ -108,7 +119,7 @@ class InMemoryUserRepository:
 
     async def add(self, username: str, password_hash: str) -> User:
         if username.lower() in self.users:
-            raise UsernameTaken("taken")
+            raise UsernameTaken(f"username {username!r} is already taken")
         user = User(id=len(self.users) + 1, username=username, password_hash=password_hash)
         self.users[username.lower()] = user
         return user

@@ -4,23 +4,16 @@ import pytest
 
 from domain.model import CoinRef, Ticker
 from infrastructure.cache import MemoryTickerCache
+from tests.support.clock import ManualClock
 
 BTC, ETH = Ticker("BTC"), Ticker("ETH")
 BITCOIN = CoinRef("bitcoin", "Bitcoin")
 ETHEREUM = CoinRef("ethereum", "Ethereum")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 async def test_round_trip_and_miss(clock):

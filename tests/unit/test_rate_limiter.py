@@ -12,25 +12,10 @@ import pytest
 
 from domain.errors import UpstreamRateLimited
 from infrastructure.coingecko.rate_limiter import RateLimiter
+from tests.support.clock import HeldSleep, ManualClock
 
 
-class FakeTime:
-    """A clock that only moves when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-class VirtualTime(FakeTime):
+class VirtualTime(ManualClock):
     """A clock for concurrent sleepers: time jumps to the earliest wake-up once every
     task is blocked, and wakes that sleeper only."""
 
@@ -57,11 +42,11 @@ class VirtualTime(FakeTime):
 
 
 @pytest.fixture
-def clock() -> FakeTime:
-    return FakeTime()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-def limiter_on(clock: FakeTime, calls_per_minute: int, **kwargs: float) -> RateLimiter:
+def limiter_on(clock: ManualClock, calls_per_minute: int, **kwargs: float) -> RateLimiter:
     return RateLimiter(calls_per_minute, clock=clock, sleep=clock.sleep, **kwargs)
 
 
@@ -165,7 +150,7 @@ def test_a_shorter_pause_never_shortens_a_longer_one(clock):
     assert limiter.paused_for == pytest.approx(300)
 
 
-def a_429_while_sleeping(clock: FakeTime, limiter: RateLimiter, *, every_time: bool) -> None:
+def a_429_while_sleeping(clock: ManualClock, limiter: RateLimiter, *, every_time: bool) -> None:
     """Make another caller's 429 (a 100 s pause) land while this one sleeps."""
     sleep = clock.sleep
 
@@ -197,16 +182,11 @@ async def test_a_waiting_caller_is_refused_when_a_429_pushes_it_past_its_max_wai
 
 
 async def test_a_cancelled_waiter_gives_its_slot_back(clock):
-    blocked = asyncio.Event()
-
-    async def sleep_forever(seconds: float) -> None:
-        blocked.set()
-        await asyncio.Event().wait()
-
-    limiter = RateLimiter(1, clock=clock, sleep=sleep_forever)
+    held = HeldSleep()
+    limiter = RateLimiter(1, clock=clock, sleep=held)
     await limiter.acquire(max_wait=0)
     waiter = asyncio.create_task(limiter.acquire(max_wait=1000))  # reserves the slot at 1060
-    await blocked.wait()
+    await held.entered.wait()
     with pytest.raises(UpstreamRateLimited) as refused:
         await limiter.acquire(max_wait=0)
     assert refused.value.retry_after == pytest.approx(120)  # behind the waiter
