@@ -291,6 +291,19 @@ async def test_stats_are_exact_decimals_rounded_by_the_domain_rules(
     assert stats.records_count == len(prices)
 
 
+async def test_stats_leave_out_stored_prices_outside_the_sane_range(store: Store) -> None:
+    # Rows written before prices were checked on the way in: stats must stay finite.
+    btc = await track(store, "BTC", 10.0)
+    for second, price in enumerate((1.7e308, 20.0, 5e-324, 30.0), start=1):
+        await record(store, PriceUpdate(btc, price, at(second)))
+
+    stats = await store.cryptos.stats(BTC)
+
+    assert stats is not None
+    assert (stats.min_price, stats.max_price, stats.avg_price) == (10, 30, 20)
+    assert (stats.oldest_price, stats.newest_price, stats.records_count) == (10, 30, 3)
+
+
 # --- delete ----------------------------------------------------------------------------
 
 

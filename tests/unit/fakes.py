@@ -18,6 +18,7 @@ from domain.model import (
     Ticker,
     TrackedCoin,
     User,
+    valid_price,
 )
 
 
@@ -91,15 +92,20 @@ class InMemoryCryptoRepository:
         crypto = self.rows.get(symbol.value)
         if crypto is None:
             return None
+        # Only sane prices count (rows stored before the rule may hold absurd ones), and
         # PostgreSQL's float8::numeric keeps 15 significant digits (printf's %.15g).
-        prices = [Decimal(f"{p.price:.15g}") for p in self.points[crypto.id]]
+        prices = [
+            Decimal(f"{p.price:.15g}")
+            for p in self.points[crypto.id]
+            if valid_price(p.price) is not None
+        ]
         return PriceStats(
             current_price=crypto.current_price,
-            min_price=min(prices),
-            max_price=max(prices),
-            avg_price=sum(prices, Decimal(0)) / len(prices),
-            oldest_price=prices[0],
-            newest_price=prices[-1],
+            min_price=min(prices, default=None),
+            max_price=max(prices, default=None),
+            avg_price=sum(prices, Decimal(0)) / len(prices) if prices else None,
+            oldest_price=prices[0] if prices else None,
+            newest_price=prices[-1] if prices else None,
             records_count=len(prices),
         )
 
