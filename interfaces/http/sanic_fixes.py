@@ -1,27 +1,121 @@
-"""A workaround for a Sanic 25.12 bug in its worker manager: ``apply()`` it before serving.
+"""Patches to Sanic 25.12's worker manager (the main process): ``apply()`` them before
+serving.
 
 sanic-org/sanic#2997: a SIGINT or SIGTERM that reaches the main process while it
 waits for its workers' start-up acknowledgement hangs it for ever. The signal handler
 terminates the workers and posts a stop message; ``wait_for_ack`` takes that message
 for a worker's, posts it back, and loops, since terminated workers never acknowledge.
 A pod signalled in its first moments would then wait for SIGKILL.
-
 Treating "shutting down" as "acknowledged" ends that wait; the monitor loop that
-follows then reads the stop message and shuts down as usual. Remove this module when
+follows then reads the stop message and shuts down as usual. Remove this part when
 the upstream fix (sanic-org/sanic#3063) is released.
+
+sanic-org/sanic#3062: a worker that dies (SIGKILL, the OOM killer, a crash) stays
+dead. The monitor loop notices (it marks the worker FAILED) but says nothing and
+starts no other, so the server runs short of workers, and with none left it keeps its
+port open and every request hangs. After each look at the workers, a server worker
+that died without being asked to stop is now logged at ERROR and replaced. When the
+replacement cannot be started, or dies before it is up (the code or configuration it
+starts from is broken), replacing again would only loop: the server then stops its
+other workers and exits with status 1, for its supervisor (Kubernetes, Compose's
+``restart:``, systemd) to start it afresh.
 """
 
 from __future__ import annotations
 
+import logging
+import signal
+
+from sanic.exceptions import ServerKilled
+from sanic.worker.constants import ProcessState
 from sanic.worker.manager import WorkerManager
+from sanic.worker.process import Worker, WorkerProcess
+
+log = logging.getLogger(__name__)
+
+SERVER_PREFIX = f"{Worker.WORKER_PREFIX}-{WorkerProcess.SERVER_LABEL}-"
 
 _all_workers_ack = WorkerManager._all_workers_ack
+_sync_states = WorkerManager._sync_states
 
 
 def _all_workers_ack_or_stopping(self: WorkerManager) -> bool:
     return bool(self._shutting_down) or bool(_all_workers_ack(self))
 
 
+def _sync_states_and_replace_the_dead(self: WorkerManager) -> None:
+    if self._shutting_down:
+        _sync_states(self)
+        return
+    dead = [(p, _came_up(self, p)) for p in self.transient_processes if _died_unasked(p)]
+    _sync_states(self)
+    for process, came_up in dead:
+        if came_up:
+            _replace(self, process)
+        else:
+            _give_up(self, process, "died before it was up")
+
+
+def _died_unasked(process: WorkerProcess) -> bool:
+    """A server worker that should be running and is not. Sanic marks those it stops
+    itself TERMINATED (shutdown, scaling down) or RESTARTING first."""
+    return (
+        process.name.startswith(SERVER_PREFIX)
+        and process.state in (ProcessState.STARTED, ProcessState.ACKED)
+        and not process.is_alive()
+    )
+
+
+def _came_up(manager: WorkerManager, process: WorkerProcess) -> bool:
+    """Whether the worker acknowledged its start (the worker writes the shared state;
+    the manager's own copy may not have caught up yet)."""
+    if process.state is ProcessState.ACKED:
+        return True
+    shared = manager.worker_state.get(process.name) or {}
+    return bool(shared.get("state") == ProcessState.ACKED.name)
+
+
+def _replace(manager: WorkerManager, process: WorkerProcess) -> None:
+    log.error(
+        "worker %s (pid %s) %s: starting another in its place",
+        process.name,
+        process.pid,
+        how_it_ended(process.exitcode),
+    )
+    try:
+        manager.restart([process.name])
+    except Exception:
+        log.exception("could not start a worker in place of %s", process.name)
+        _give_up(manager, process, "could not be replaced")
+
+
+def _give_up(manager: WorkerManager, process: WorkerProcess, what: str) -> None:
+    log.error(
+        "worker %s (pid %s) %s (%s): stopping the server, exit status 1, "
+        "for its supervisor to start it again",
+        process.name,
+        process.pid,
+        what,
+        how_it_ended(process.exitcode),
+    )
+    manager.shutdown()  # the other workers finish what they are answering
+    manager.cleanup()  # waits for them, a while
+    raise ServerKilled  # Sanic's own way out: the main process exits with status 1
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    """'killed by SIGKILL', 'exited with status 3': from ``Process.exitcode``."""
+    if exitcode is None:
+        return "ended"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"
+
+
 def apply() -> None:
     """Idempotent; the main process runs it when the app factory builds its app."""
     WorkerManager._all_workers_ack = _all_workers_ack_or_stopping  # type: ignore[method-assign]
+    WorkerManager._sync_states = _sync_states_and_replace_the_dead  # type: ignore[method-assign]

@@ -1,0 +1,144 @@
+"""The server heals itself: a killed worker is logged and replaced (or, when it cannot
+be, the server exits with an error status for its supervisor to restart it).
+Real server processes, killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import TypeVar
+
+import psutil
+import pytest
+
+from tests.support.server_process import ServerProcess, running_server, server_env
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+SERVER_WORKER = "Sanic-Server-"
+
+
+async def wait_for(condition: Callable[[], T], seconds: float, what: str) -> T:
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting {seconds} s for {what}")
+        await asyncio.sleep(0.1)
+    return result
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def children(pid: int) -> list[psutil.Process]:
+    try:
+        return [child for child in psutil.Process(pid).children() if not gone(child.pid)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def serving_workers(server: ServerProcess) -> dict[int, str]:
+    """The main process's live server workers that said they serve: pid to name."""
+    log = server.log()
+    workers = {}
+    for child in children(server.process.pid):
+        with suppress(psutil.Error):
+            name = child.environ().get("SANIC_WORKER_NAME", "")
+            if name.startswith(SERVER_WORKER) and f"Worker ready [{child.pid}]" in log:
+                workers[child.pid] = name
+    return workers
+
+
+async def workers_once_settled(server: ServerProcess, count: int, old: set[int]) -> dict[int, str]:
+    """Wait until ``count`` workers serve, none of them in ``old``."""
+
+    def settled() -> dict[int, str] | None:
+        workers = serving_workers(server)
+        return workers if len(workers) == count and not workers.keys() & old else None
+
+    found = await wait_for(settled, 60, f"{count} serving workers, none of {sorted(old)}")
+    assert found is not None
+    return found
+
+
+def error_lines(log: str, text: str) -> list[str]:
+    return [line for line in log.splitlines() if " ERROR " in line and text in line]
+
+
+async def all_answer(server: ServerProcess, requests: int = 20) -> None:
+    for _ in range(requests):
+        async with server.client(timeout=10) as client:  # a new connection each time
+            r = await client.get("/health/ready")
+        assert r.status_code == 200, r.text
+
+
+def kill_group(server: ServerProcess) -> None:
+    """Whatever is left of a server started in a session of its own."""
+    with suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGKILL)
+
+
+async def test_a_killed_worker_is_logged_and_replaced(database_url, gecko, tmp_path):
+    env = server_env(database_url, gecko.base_url, tmp_path, PRICE_POLLER_ENABLED="false")
+    async with running_server(env, tmp_path / "server.log", workers=2) as server:
+        try:
+            await server.wait_ready()
+            first = await workers_once_settled(server, 2, old=set())
+
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            await wait_for(
+                lambda: error_lines(server.log(), f"worker {first[victim]} (pid {victim})"),
+                30,
+                "an ERROR line naming the killed worker",
+            )
+            second = await workers_once_settled(server, 2, old={victim})
+            assert set(second.values()) == set(first.values())  # the same slots, refilled
+            await all_answer(server)
+
+            # Every worker at once: the server answers from replacements only.
+            for pid in second:
+                os.kill(pid, signal.SIGKILL)
+            await workers_once_settled(server, 2, old=set(first) | set(second))
+            await all_answer(server)
+            for pid, name in second.items():
+                assert error_lines(server.log(), f"worker {name} (pid {pid}) killed by SIGKILL")
+
+            assert await server.stop() == 0, server.log()[-3000:]
+        finally:
+            kill_group(server)
+    assert "Traceback" not in server.log()
+
+
+async def test_a_worker_that_cannot_be_replaced_stops_the_server(database_url, gecko, tmp_path):
+    # No JWT_SECRET: every worker reads the dev secret kept in DATA_DIR at its start.
+    env = server_env(
+        database_url, gecko.base_url, tmp_path, PRICE_POLLER_ENABLED="false", JWT_SECRET=""
+    )
+    async with running_server(env, tmp_path / "server.log", workers=2) as server:
+        try:
+            await server.wait_ready()
+            workers = await workers_once_settled(server, 2, old=set())
+            (tmp_path / "jwt_secret").write_text("too short\n")  # a replacement cannot start
+
+            victim = min(workers)
+            os.kill(victim, signal.SIGKILL)
+            code = await asyncio.wait_for(server.process.wait(), timeout=60)
+
+            log = server.log()
+            assert code == 1, log[-3000:]
+            assert error_lines(log, f"worker {workers[victim]} (pid {victim}) killed by SIGKILL")
+            assert error_lines(log, "died before it was up (exited with status 1): stopping")
+            survivor = max(workers)
+            await wait_for(lambda: gone(survivor), 15, "the other worker to stop")
+        finally:
+            kill_group(server)
