@@ -19,14 +19,24 @@ replacement cannot be started, or dies before it is up (the code or configuratio
 starts from is broken), replacing again would only loop: the server then stops its
 other workers and exits with status 1, for its supervisor (Kubernetes, Compose's
 ``restart:``, systemd) to start it afresh.
+
+The main process also starts a ``multiprocessing`` manager process (the workers'
+shared state). Killed with the main process, it would stay behind for ever; it now
+exits when its parent is gone (the workers, see ``supervision``, do the same).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
+import threading
+import time
+from multiprocessing.managers import Server, SyncManager
 
 from sanic.exceptions import ServerKilled
+from sanic.mixins import startup
 from sanic.worker.constants import ProcessState
 from sanic.worker.manager import WorkerManager
 from sanic.worker.process import Worker, WorkerProcess
@@ -115,7 +125,38 @@ def how_it_ended(exitcode: int | None) -> str:
     return f"exited with status {exitcode}"
 
 
+class _OrphanAwareServer(Server):
+    """The manager process's server: stops, as on its owner's shutdown call, once
+    its parent is gone."""
+
+    def serve_forever(self) -> None:
+        parent = multiprocessing.parent_process()
+        if parent is not None:
+            threading.Thread(
+                target=self._stop_when_orphaned, args=(parent.pid,), daemon=True
+            ).start()
+        super().serve_forever()
+
+    def _stop_when_orphaned(self, parent_pid: int | None) -> None:
+        while True:
+            time.sleep(1.0)  # first, so that serve_forever has made stop_event
+            if os.getppid() != parent_pid:
+                self.stop_event.set()
+                return
+
+
+class _OrphanAwareManager(SyncManager):
+    _Server = _OrphanAwareServer
+
+
+def _start_sync_manager() -> SyncManager:
+    manager = _OrphanAwareManager(ctx=multiprocessing.get_context())
+    manager.start()
+    return manager
+
+
 def apply() -> None:
     """Idempotent; the main process runs it when the app factory builds its app."""
     WorkerManager._all_workers_ack = _all_workers_ack_or_stopping  # type: ignore[method-assign]
     WorkerManager._sync_states = _sync_states_and_replace_the_dead  # type: ignore[method-assign]
+    startup.Manager = _start_sync_manager  # type: ignore[attr-defined]

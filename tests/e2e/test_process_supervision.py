@@ -1,12 +1,14 @@
 """The server heals itself: a killed worker is logged and replaced (or, when it cannot
-be, the server exits with an error status for its supervisor to restart it).
-Real server processes, killed with SIGKILL."""
+be, the server exits with an error status for its supervisor to restart it); and the
+workers of a killed main process stop rather than hold the port. Real server
+processes, killed with SIGKILL."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -140,5 +142,32 @@ async def test_a_worker_that_cannot_be_replaced_stops_the_server(database_url, g
             assert error_lines(log, "died before it was up (exited with status 1): stopping")
             survivor = max(workers)
             await wait_for(lambda: gone(survivor), 15, "the other worker to stop")
+        finally:
+            kill_group(server)
+
+
+async def test_the_workers_of_a_killed_main_process_stop_and_free_the_port(
+    database_url, gecko, tmp_path
+):
+    env = server_env(database_url, gecko.base_url, tmp_path, PRICE_POLLER_ENABLED="false")
+    async with running_server(env, tmp_path / "server.log", workers=2) as server:
+        try:
+            await server.wait_ready()
+            workers = await workers_once_settled(server, 2, old=set())
+            # The workers, and Sanic's manager and multiprocessing's resource tracker.
+            left_behind = [child.pid for child in children(server.process.pid)]
+            assert set(workers) < set(left_behind)
+
+            server.process.kill()
+            await server.process.wait()
+
+            # Real time is the point here; the bound is generous (they check every second).
+            await wait_for(lambda: all(gone(pid) for pid in left_behind), 15, "every child to exit")
+            with socket.socket() as sock:  # as the next server would
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", server.port))
+                sock.listen()
+            for pid in workers:
+                assert error_lines(server.log(), f"this worker (pid {pid}) stops")
         finally:
             kill_group(server)
