@@ -1,23 +1,29 @@
 """The server heals itself: a killed worker is logged and replaced (or, when it cannot
-be, the server exits with an error status for its supervisor to restart it); and the
-workers of a killed main process stop rather than hold the port. Real server
-processes, killed with SIGKILL."""
+be, the server exits with an error status for its supervisor to restart it); the
+workers of a killed main process stop rather than hold the port; and a start that
+fails leaves alone the embedded PostgreSQL that another server's workers still use.
+Real server processes, killed with SIGKILL."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import suppress
+from pathlib import Path
 from typing import TypeVar
 
 import psutil
 import pytest
 
-from tests.support.server_process import ServerProcess, running_server, server_env
+from tests.fakes.coingecko_server import Failure
+from tests.support.live_server import sanic_command
+from tests.support.server_process import ROOT, ServerProcess, running_server, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +177,90 @@ async def test_the_workers_of_a_killed_main_process_stop_and_free_the_port(
                 assert error_lines(server.log(), f"this worker (pid {pid}) stops")
         finally:
             kill_group(server)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A DATA_DIR outside pytest's own temporary root: the embedded PostgreSQL runs as
+    another user when we are root, and every pytest session that starts (another
+    checkout's, say) takes that user's way into pytest's root away (chmod 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="cps-supervision-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_a_failed_start_leaves_the_embedded_postgres_to_the_workers_using_it(
+    gecko, tmp_path, data_dir
+):
+    """The first server's main process is killed while its worker finishes a slow
+    request; a second server that fails to start (its port is taken) must not stop
+    the embedded PostgreSQL under that worker."""
+    env = server_env(
+        "",  # no DATABASE_URL: the embedded PostgreSQL under DATA_DIR
+        gecko.base_url,
+        data_dir,
+        PRICE_POLLER_ENABLED="false",
+        SHUTDOWN_GRACE_SECONDS="120",
+        COINGECKO_TIMEOUT_SECONDS="60",
+    )
+    env.pop("DATABASE_URL")
+    pgdata = data_dir / "postgres"
+    async with running_server(env, tmp_path / "first.log", workers=1) as first:
+        try:
+            await first.wait_ready(seconds=120)  # initdb
+            auth = await first.register()
+            async with first.client() as client:
+                r = await client.post("/crypto", json={"symbol": "BTC"}, headers=auth)
+                assert r.status_code == 201, r.text
+                gecko.set_price("bitcoin", 71000.0)
+                gecko.fail(Failure.hang(300), path="/simple/price")
+                refresh = asyncio.create_task(client.put("/crypto/BTC/refresh", headers=auth))
+                await wait_for(lambda: gecko.calls("/simple/price"), 30, "the refresh to start")
+                (worker,) = serving_workers(first)
+
+                first.process.kill()
+                await first.process.wait()
+                await wait_for(
+                    lambda: f"this worker (pid {worker}) stops" in first.log(),
+                    15,
+                    "the orphaned worker to start stopping",
+                )
+
+                output = await failed_start(env, tmp_path / "second.log")
+                assert "Address already in use" in output, output[-3000:]
+
+                gecko.release_hung()
+                r = await refresh
+            assert r.status_code == 200, r.text  # PostgreSQL still answered the worker
+            assert r.json()["crypto"]["current_price"] == 71000.0
+
+            # The last one using it lets it go: nothing is left running.
+            await wait_for(lambda: gone(worker), 30, "the orphaned worker to exit")
+            await wait_for(
+                lambda: not (pgdata / "postmaster.pid").exists(), 30, "PostgreSQL to stop"
+            )
+        finally:
+            kill_group(first)
+
+
+async def failed_start(env: dict[str, str], log_path: Path) -> str:
+    """Start a server on a port in use; return its output once it has exited, failing."""
+    with socket.socket() as taken, log_path.open("wb") as log:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        process = await asyncio.create_subprocess_exec(
+            *sanic_command(taken.getsockname()[1], workers=1),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        try:
+            code = await asyncio.wait_for(process.wait(), timeout=120)
+        finally:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    output = await asyncio.to_thread(log_path.read_text, errors="replace")
+    assert code != 0, output[-3000:]
+    return output
