@@ -57,28 +57,28 @@ def _sync_states_and_replace_the_dead(self: WorkerManager) -> None:
     if self._shutting_down:
         _sync_states(self)
         return
-    dead = [(p, _came_up(self, p)) for p in self.transient_processes if _died_unasked(p)]
+    # Sanic's sync decides which workers died (it marks them FAILED or COMPLETED):
+    # compare with their states before it, rather than look at them apart, or a worker
+    # dying between the two looks would be marked without ever being replaced.
+    running = {
+        process: _came_up(self, process)
+        for process in self.transient_processes
+        if process.name.startswith(SERVER_PREFIX)
+        and process.state in (ProcessState.STARTED, ProcessState.ACKED)
+    }
     _sync_states(self)
-    for process, came_up in dead:
+    for process, came_up in running.items():
+        if process.state not in (ProcessState.FAILED, ProcessState.COMPLETED):
+            continue
         if came_up:
             _replace(self, process)
         else:
             _give_up(self, process, "died before it was up")
 
 
-def _died_unasked(process: WorkerProcess) -> bool:
-    """A server worker that should be running and is not. Sanic marks those it stops
-    itself TERMINATED (shutdown, scaling down) or RESTARTING first."""
-    return (
-        process.name.startswith(SERVER_PREFIX)
-        and process.state in (ProcessState.STARTED, ProcessState.ACKED)
-        and not process.is_alive()
-    )
-
-
 def _came_up(manager: WorkerManager, process: WorkerProcess) -> bool:
     """Whether the worker acknowledged its start (the worker writes the shared state;
-    the manager's own copy may not have caught up yet)."""
+    the manager's own copy catches up in the sync)."""
     if process.state is ProcessState.ACKED:
         return True
     shared = manager.worker_state.get(process.name) or {}
