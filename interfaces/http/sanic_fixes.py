@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
-import threading
-import time
 from multiprocessing.managers import Server, SyncManager
 
 from sanic.exceptions import ServerKilled
@@ -40,6 +37,8 @@ from sanic.mixins import startup
 from sanic.worker.constants import ProcessState
 from sanic.worker.manager import WorkerManager
 from sanic.worker.process import Worker, WorkerProcess
+
+from interfaces.http.supervision import when_orphaned
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +130,12 @@ class _OrphanAwareServer(Server):
 
     def serve_forever(self) -> None:
         parent = multiprocessing.parent_process()
-        if parent is not None:
-            threading.Thread(
-                target=self._stop_when_orphaned, args=(parent.pid,), daemon=True
-            ).start()
+        if parent is not None and parent.pid is not None:
+            when_orphaned(parent.pid, self._stop)
         super().serve_forever()
 
-    def _stop_when_orphaned(self, parent_pid: int | None) -> None:
-        while True:
-            time.sleep(1.0)  # first, so that serve_forever has made stop_event
-            if os.getppid() != parent_pid:
-                self.stop_event.set()
-                return
+    def _stop(self) -> None:
+        self.stop_event.set()  # made by serve_forever, well before the first look
 
 
 class _OrphanAwareManager(SyncManager):

@@ -21,9 +21,12 @@ second's delay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 
 from sanic import Sanic
@@ -31,6 +34,24 @@ from sanic import Sanic
 log = logging.getLogger(__name__)
 
 PARENT_CHECK_SECONDS = 1.0
+
+
+def when_orphaned(
+    parent_pid: int, then: Callable[[], object], interval: float = PARENT_CHECK_SECONDS
+) -> threading.Thread:
+    """Call ``then``, from a daemon thread of its own, once this process's parent is no
+    longer ``parent_pid``. A thread rather than a task, so that nothing has to stop it."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)  # first: the caller may need the moment to get ready
+            if os.getppid() != parent_pid:
+                then()
+                return
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def mount_supervision(app: Sanic) -> None:
@@ -43,17 +64,16 @@ def mount_supervision(app: Sanic) -> None:
 
     @app.after_server_start
     async def watch_the_main_process(app: Sanic) -> None:
-        app.add_task(stop_when_orphaned(app, main_pid), name="parent-watch")  # Sanic cancels it
+        loop = asyncio.get_running_loop()
+
+        def stop_soon() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopping anyway
+                loop.call_soon_threadsafe(stop_orphaned_worker, app, main_pid)
+
+        when_orphaned(main_pid, stop_soon)
 
 
-async def stop_when_orphaned(
-    app: Sanic,
-    main_pid: int,
-    interval: float = PARENT_CHECK_SECONDS,
-    parent_pid: Callable[[], int] = os.getppid,
-) -> None:
-    while parent_pid() == main_pid:  # noqa: ASYNC110 (nothing to wait on but time)
-        await asyncio.sleep(interval)
+def stop_orphaned_worker(app: Sanic, main_pid: int) -> None:
     log.error(
         "the main process (pid %s) is gone: this worker (pid %s) stops, "
         "after the requests in flight",
