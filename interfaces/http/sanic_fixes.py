@@ -5,8 +5,8 @@ sanic-org/sanic#2997: a SIGINT or SIGTERM that reaches the main process while it
 waits for its workers' start-up acknowledgement hangs it for ever. The signal handler
 terminates the workers and posts a stop message; ``wait_for_ack`` takes that message
 for a worker's, posts it back, and loops, since terminated workers never acknowledge.
-A pod signalled in its first moments would then wait for SIGKILL.
-Treating "shutting down" as "acknowledged" ends that wait; the monitor loop that
+A pod signalled in its first moments would then wait for SIGKILL. Treating "shutting
+down" (or "asked to", below) as "acknowledged" ends that wait; the monitor loop that
 follows then reads the stop message and shuts down as usual. Remove this part when
 the upstream fix (sanic-org/sanic#3063) is released.
 
@@ -20,6 +20,15 @@ starts from is broken), replacing again would only loop: the server then stops i
 other workers and exits with status 1, for its supervisor (Kubernetes, Compose's
 ``restart:``, systemd) to start it afresh.
 
+Sanic's handler of SIGINT and SIGTERM in the main process stops the workers at once,
+writing their states to the manager process (below) as it goes. When the signal lands
+while the monitor loop is itself half-way through such an exchange (it reads the
+states ten times a second), the two share one connection and each reads the other's
+answer: the shutdown fails with a TypeError and the server exits with status 1, not
+0. The handler now only asks the monitor loop to stop (the message it already
+posted), and the loop stops the workers once it is out of its exchanges. A second
+signal still kills them at once, as before.
+
 The main process also starts a ``multiprocessing`` manager process (the workers'
 shared state). Killed with the main process, it would stay behind for ever; it now
 exits when its parent is gone (the workers, see ``supervision``, do the same).
@@ -31,8 +40,10 @@ import logging
 import multiprocessing
 import signal
 from multiprocessing.managers import Server, SyncManager
+from types import FrameType
 
 from sanic.exceptions import ServerKilled
+from sanic.log import logger as sanic_logger
 from sanic.mixins import startup
 from sanic.worker.constants import ProcessState
 from sanic.worker.manager import WorkerManager
@@ -46,14 +57,37 @@ SERVER_PREFIX = f"{Worker.WORKER_PREFIX}-{WorkerProcess.SERVER_LABEL}-"
 
 _all_workers_ack = WorkerManager._all_workers_ack
 _sync_states = WorkerManager._sync_states
+_shutdown_signal = WorkerManager.shutdown_signal
+_monitor = WorkerManager.monitor
 
 
 def _all_workers_ack_or_stopping(self: WorkerManager) -> bool:
-    return bool(self._shutting_down) or bool(_all_workers_ack(self))
+    return bool(self._shutting_down or _stop_requested(self) or _all_workers_ack(self))
+
+
+def _stop_requested(manager: WorkerManager) -> bool:
+    return bool(getattr(manager, "_stop_requested", False))
+
+
+def _shutdown_signal_later(self: WorkerManager, signum: int, frame: FrameType | None) -> None:
+    if _stop_requested(self):
+        self._shutting_down = True  # a second signal: Sanic's own handler kills the workers
+    if self._shutting_down:
+        _shutdown_signal(self, signum, frame)
+        return
+    sanic_logger.info("Received signal %s. Shutting down.", signal.Signals(signum).name)
+    self._stop_requested = True  # type: ignore[attr-defined]
+    self.monitor_publisher.send(None)  # ends the monitor loop; then _monitor_then_stop
+
+
+def _monitor_then_stop(self: WorkerManager) -> None:
+    _monitor(self)
+    if _stop_requested(self) and not self._shutting_down:
+        self.shutdown()
 
 
 def _sync_states_and_replace_the_dead(self: WorkerManager) -> None:
-    if self._shutting_down:
+    if self._shutting_down or _stop_requested(self):
         _sync_states(self)
         return
     # Sanic's sync decides which workers died (it marks them FAILED or COMPLETED):
@@ -152,4 +186,6 @@ def apply() -> None:
     """Idempotent; the main process runs it when the app factory builds its app."""
     WorkerManager._all_workers_ack = _all_workers_ack_or_stopping  # type: ignore[method-assign]
     WorkerManager._sync_states = _sync_states_and_replace_the_dead  # type: ignore[method-assign]
+    WorkerManager.shutdown_signal = _shutdown_signal_later  # type: ignore[method-assign]
+    WorkerManager.monitor = _monitor_then_stop  # type: ignore[method-assign]
     startup.Manager = _start_sync_manager  # type: ignore[attr-defined]

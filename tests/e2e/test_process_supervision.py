@@ -121,7 +121,11 @@ async def test_a_killed_worker_is_logged_and_replaced(database_url, gecko, tmp_p
             for pid, name in second.items():
                 assert error_lines(server.log(), f"worker {name} (pid {pid}) killed by SIGKILL")
 
+            # SIGINT stops the replacements too, as it does the first workers.
+            left_behind = [child.pid for child in children(server.process.pid)]
             assert await server.stop() == 0, server.log()[-3000:]
+            await wait_for(lambda: all(gone(pid) for pid in left_behind), 15, "every child to exit")
+            assert not error_lines(server.log(), "is gone: this worker"), "orphaned, not stopped"
         finally:
             kill_group(server)
     assert "Traceback" not in server.log()
