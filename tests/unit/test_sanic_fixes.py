@@ -1,10 +1,11 @@
 """The main process's SIGINT or SIGTERM handler leaves the workers' shared state alone
-(the monitor loop may be half-way through an exchange with the manager process): it
-asks the loop to stop, and the loop stops the workers. A second signal kills them."""
+(the monitor loop may be half-way through an exchange with the manager process that
+holds it): it asks the monitor loop to stop the workers. A second signal kills them."""
 
 from __future__ import annotations
 
 import signal
+from multiprocessing import Pipe
 
 import pytest
 from sanic.exceptions import ServerKilled
@@ -13,18 +14,19 @@ from sanic.worker.manager import WorkerManager
 from interfaces.http import sanic_fixes
 
 
-class FakeManager:
-    """What the handler and the loop touch of a WorkerManager."""
+class WorkerlessManager(WorkerManager):
+    """Sanic's worker manager, with its own monitor loop and message pipe, but no
+    workers, no manager process and no signal handlers of its own."""
 
     def __init__(self) -> None:
+        self.monitor_subscriber, self.monitor_publisher = Pipe(True)
         self._shutting_down = False
-        self.posted: list[object] = []
-        self.monitor_publisher = self
+        self.transient = {}
+        self.durable = {}
+        self.num_server = 0
+        self.worker_state = {}
         self.stopped = 0
         self.killed = 0
-
-    def send(self, message: object) -> None:
-        self.posted.append(message)
 
     def shutdown(self) -> None:  # Sanic's writes each worker's state to the manager process
         self.stopped += 1
@@ -36,27 +38,22 @@ class FakeManager:
 
 
 @pytest.fixture
-def manager(monkeypatch: pytest.MonkeyPatch) -> FakeManager:
+def manager() -> WorkerlessManager:
     sanic_fixes.apply()
-    monkeypatch.setattr(sanic_fixes, "_monitor", lambda manager: None)  # the loop, ended
-    return FakeManager()
+    return WorkerlessManager()
 
 
-def test_a_signal_asks_the_monitor_loop_to_stop_the_workers(manager: FakeManager) -> None:
-    WorkerManager.shutdown_signal(manager, signal.SIGTERM, None)  # type: ignore[arg-type]
+def test_the_signal_handler_leaves_stopping_the_workers_to_the_monitor_loop(
+    manager: WorkerlessManager,
+) -> None:
+    manager.shutdown_signal(signal.SIGTERM, None)
+    assert manager.stopped == 0
 
-    assert manager.stopped == 0  # not from the handler
-    assert manager.posted == [None]  # the message that ends the monitor loop
-    assert WorkerManager._all_workers_ack(manager)  # type: ignore[arg-type]
-
-    WorkerManager.monitor(manager)  # type: ignore[arg-type]
+    manager.monitor()  # reads what the handler posted
     assert manager.stopped == 1
 
 
-def test_a_second_signal_kills_the_workers(manager: FakeManager) -> None:
-    WorkerManager.shutdown_signal(manager, signal.SIGTERM, None)  # type: ignore[arg-type]
-    WorkerManager.shutdown_signal(manager, signal.SIGTERM, None)  # type: ignore[arg-type]
-
+def test_a_second_signal_kills_the_workers(manager: WorkerlessManager) -> None:
+    manager.shutdown_signal(signal.SIGTERM, None)
+    manager.shutdown_signal(signal.SIGTERM, None)
     assert manager.killed == 1
-    WorkerManager.monitor(manager)  # type: ignore[arg-type]
-    assert manager.stopped == 0  # killed: nothing left to stop
