@@ -12,7 +12,6 @@ Tortoise's state lives depends on who runs the event loop.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -141,9 +140,9 @@ def with_laptop_defaults(settings: Settings) -> tuple[Settings, bool]:
     embedded = settings.database_url is None
     updates: dict[str, Any] = {}
     if embedded:
-        url = start_embedded_postgres(settings.data_dir / "postgres")
-        os.environ["DATABASE_URL"] = url  # worker processes started after us use the same one
-        updates["database_url"] = url
+        # Not passed on to the workers through DATABASE_URL: each starts (joins) it
+        # too, to count among its users (see infrastructure.db.embedded).
+        updates["database_url"] = start_embedded_postgres(settings.data_dir / "postgres")
     if settings.jwt_secret is None:
         log.warning(
             "JWT_SECRET is not set: using a random secret kept in %s/jwt_secret "

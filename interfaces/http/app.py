@@ -25,6 +25,7 @@ from interfaces.http.errors import register_error_handlers
 from interfaces.http.observability import mount_observability
 from interfaces.http.routes import auth, cryptos, health, metrics, pages
 from interfaces.http.security_headers import mount_security_headers
+from interfaces.http.supervision import mount_supervision
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     register_error_handlers(app)
     mount_observability(app)
     mount_security_headers(app)
+    mount_supervision(app)
     register_tortoise(app, config=wiring.tortoise_config())
 
     for blueprint in (auth.bp, cryptos.bp, health.bp, metrics.bp, pages.bp):
