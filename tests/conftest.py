@@ -6,7 +6,10 @@ migrated with the committed migrations, dropped when the run ends.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sanic import Sanic
@@ -21,3 +24,16 @@ Sanic.test_mode = True  # one app name, built anew for each test
 def database_url() -> Iterator[str]:
     with fresh_database() as url:
         yield url
+
+
+@pytest.fixture
+def private_tmp() -> Iterator[Path]:
+    """A scratch directory outside pytest's own: every pytest session that starts resets
+    /tmp/pytest-of-<user> to mode 0700, which locks out the embedded PostgreSQL's
+    unprivileged user when tests run as root beside another session."""
+    path = Path(tempfile.mkdtemp(prefix="cps-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -72,8 +72,8 @@ def start_together(pgdata: Path, processes: int) -> list[str]:
     return outputs
 
 
-async def test_embedded_postgres_starts_migrates_answers_and_stops(tmp_path: Path) -> None:
-    pgdata = tmp_path / "data" / "postgres"
+async def test_embedded_postgres_starts_migrates_answers_and_stops(private_tmp: Path) -> None:
+    pgdata = private_tmp / "data" / "postgres"
 
     outputs = await asyncio.to_thread(start_together, pgdata, 3)
 
