@@ -48,6 +48,7 @@ from infrastructure.log_setup import configure_logging
 from infrastructure.metrics import PrometheusPollerMonitor
 from infrastructure.security.login_throttle import ManagedLoginThrottle, build_login_throttle
 from infrastructure.security.passwords import BcryptPasswordHasher
+from infrastructure.security.token_cache import CachingTokenService
 from infrastructure.security.tokens import JwtTokenService, load_or_create_secret
 from infrastructure.settings import Settings, SettingsError
 
@@ -176,7 +177,7 @@ def build_services(
     cryptos = TortoiseCryptoRepository()
     users = TortoiseUserRepository()
     hasher = BcryptPasswordHasher(rounds=settings.bcrypt_rounds)
-    tokens = JwtTokenService(settings.jwt_secret, settings.jwt_expires_seconds)
+    tokens = CachingTokenService(JwtTokenService(settings.jwt_secret, settings.jwt_expires_seconds))
     keep = settings.history_limit
     return Services(
         register_user=RegisterUser(users, hasher, tokens, open=settings.registration_open),

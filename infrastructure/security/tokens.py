@@ -67,6 +67,10 @@ class JwtTokenService:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def subject(self, token: str) -> str:
+        return self.verify(token)[0]
+
+    def verify(self, token: str) -> tuple[str, int]:
+        """The subject and the exp (Unix seconds) of a valid token. Raises InvalidToken."""
         try:
             claims = jwt.decode(
                 token,
@@ -80,12 +84,13 @@ class JwtTokenService:
         now = self._now()
         if _claim_int(claims, "iat") > now + IAT_LEEWAY_SECONDS:
             raise InvalidToken("invalid token")
-        if _claim_int(claims, "exp") <= now:
+        expires_at = _claim_int(claims, "exp")
+        if expires_at <= now:
             raise InvalidToken("token expired")
         sub = claims["sub"]
         if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()):
             raise InvalidToken("invalid token")
-        return sub
+        return sub, expires_at
 
 
 def load_or_create_secret(data_dir: Path) -> str:
