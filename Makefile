@@ -89,11 +89,14 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## run every bench/*.py (those not starting with _) as a module
-	@shopt -s nullglob; scripts=(bench/[!_]*.py); \
-	if (( $${#scripts[@]} == 0 )); then echo "no benchmarks: bench/*.py not found"; exit 0; fi; \
+bench: $(STAMP) ## bench.goals with wrk (installed when missing), then every other bench/*.py (not _*)
+	@command -v wrk >/dev/null || { sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "wrk not found: $$sudo apt-get install -y wrk"; \
+		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
+	@shopt -s nullglob; scripts=(bench/goals.py bench/[!_]*.py); \
 	for script in "$${scripts[@]}"; do \
 		module="bench.$$(basename "$$script" .py)"; \
+		[[ " $${done:-} " == *" $$module "* ]] && continue; done="$${done:-} $$module"; \
 		echo "==> python -m $$module"; \
 		$(BIN)/python -m "$$module"; \
 	done
