@@ -52,6 +52,4 @@ class PriceRecord(Model):
         table = "price_history"
         # id too: the trim finds each crypto's keep-th newest (ts, id) by an
         # index-only scan, where a heap fetch per history row would cost ten times more.
-        indexes = (
-            Index(fields=("crypto_id", "ts", "id"), name="idx_price_history_crypto_ts_id"),
-        )
+        indexes = (Index(fields=("crypto_id", "ts", "id"), name="idx_price_history_crypto_ts_id"),)
