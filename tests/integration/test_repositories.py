@@ -182,7 +182,9 @@ async def test_the_trim_walks_only_each_cryptos_index_entries(
     repo: TortoiseCryptoRepository, sent_sql: list[str]
 ) -> None:
     # Ranking the batch's whole history by a window over the heap cost about 1.8 s
-    # a cycle at 10,000 cryptos; walking keep entries of the index, about 0.2 s.
+    # a cycle at 10,000 cryptos; a per-crypto walk of keep index entries, about 0.2 s
+    # (index-only while vacuum keeps the visibility map current, which a snapshot held
+    # open elsewhere can prevent: so the plan's shape is asserted, not that scan).
     await rows(
         "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
         "SELECT 'C' || g, 'coin-' || g, 'Coin ' || g, g, $1 FROM generate_series(1, 300) AS g",
@@ -205,8 +207,9 @@ async def test_the_trim_walks_only_each_cryptos_index_entries(
         r["QUERY PLAN"] for r in await rows(f"EXPLAIN {trim}", [c.crypto_id for c in coins], KEEP)
     )
 
-    assert "Index Only Scan Backward using idx_price_history_crypto_ts_id" in plan, plan
     assert "WindowAgg" not in plan, plan
+    walk = plan[plan.index("Subquery Scan on cut") :]
+    assert "Limit" in walk and "idx_price_history_crypto_ts_id" in walk, plan
     counts = await rows("SELECT count(*) AS n FROM price_history GROUP BY crypto_id")
     assert {r["n"] for r in counts} == {KEEP}
 
