@@ -1,17 +1,19 @@
 """One poll cycle (PollPrices with the real repository and CoinGecko client) for
-10 to 5000 tracked cryptos whose history is already at the 100-row limit.
+10 to 10,000 tracked cryptos whose history is already at the 100-row limit.
 
 Prints, for each size: wall time per cycle (median of a few; the fetch and store
 parts too), CoinGecko calls and SQL statements per cycle, and the table sizes after.
 CoinGecko is the local stand-in (tests/fakes/coingecko_server.py), served in this
 process's event loop, so its time is part of the fetch figure.
 
-    python -m bench.poll_cycle
+    python -m bench.poll_cycle              # every size
+    python -m bench.poll_cycle 5000 10000   # just these
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from infrastructure.db.repositories import TortoiseCryptoRepository
 from tests.fakes.coingecko_server import FakeCoin, FakeCoinGecko
 from tests.support.database import tortoise_session
 
-SIZES = (10, 100, 1000, 5000)
+SIZES = (10, 100, 1000, 5000, 10_000)
 HISTORY_LIMIT = 100
 WARMUP_CYCLES = 1
 MEASURED_CYCLES = 5
@@ -180,17 +182,18 @@ async def measure(url: str, count: int) -> None:
         await conn.close()
 
 
-def main() -> None:
+def main(argv: Sequence[str] = ()) -> None:
+    sizes = [int(arg) for arg in argv] or SIZES
     started = time.perf_counter()
     print(
         f"poll cycle benchmark: history limit {HISTORY_LIMIT}, CoinGecko batch size 100 ids "
         "a call, a scratch database for each size"
     )
-    for count in SIZES:
+    for count in sizes:
         with scratch_database() as url:
             asyncio.run(measure(url, count))
     print(f"poll cycle benchmark done in {time.perf_counter() - started:.1f} s")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -50,4 +50,6 @@ class PriceRecord(Model):
 
     class Meta:
         table = "price_history"
-        indexes = (Index(fields=("crypto_id", "ts"), name="idx_price_history_crypto_ts"),)
+        # id too: the trim finds each crypto's keep-th newest (ts, id) by an
+        # index-only scan, where a heap fetch per history row would cost ten times more.
+        indexes = (Index(fields=("crypto_id", "ts", "id"), name="idx_price_history_crypto_ts_id"),)

@@ -86,16 +86,19 @@ FROM unnest($1::int[], $2::float8[], $3::timestamptz[]) AS u(crypto_id, price, a
 JOIN cryptos AS c ON c.id = u.crypto_id
 """
 
+# Per crypto, everything older than its keep-th newest (ts, id) goes, so a lowered
+# keep converges in one cycle. Found by an index-only walk of keep entries of
+# (crypto_id, ts, id) per crypto: ranking the batch's whole history cost ten times more.
 _TRIM_HISTORY = """
-DELETE FROM price_history
-WHERE id IN (
-    SELECT id FROM (
-        SELECT id, ROW_NUMBER() OVER (PARTITION BY crypto_id ORDER BY ts DESC, id DESC) AS rn
-        FROM price_history
-        WHERE crypto_id = ANY($1::int[])
-    ) AS ranked
-    WHERE rn > $2
-)
+DELETE FROM price_history AS p
+USING unnest($1::int[]) AS c(id)
+CROSS JOIN LATERAL (
+    SELECT h.ts, h.id FROM price_history AS h
+    WHERE h.crypto_id = c.id
+    ORDER BY h.ts DESC, h.id DESC
+    OFFSET $2 - 1 LIMIT 1
+) AS cut
+WHERE p.crypto_id = c.id AND (p.ts, p.id) < (cut.ts, cut.id)
 """
 
 # One row per tracked symbol (history columns NULL when it has none); no row when the

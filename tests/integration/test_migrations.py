@@ -77,7 +77,7 @@ async def test_aerich_upgrade_at_the_repo_root_migrates_an_empty_database() -> N
     assert types["users", "created_at"]["column_default"] == "CURRENT_TIMESTAMP"
     assert types["cryptos", "created_at"]["column_default"] == "CURRENT_TIMESTAMP"
     assert [r["confdeltype"] for r in cascade] == ["c"]  # ON DELETE CASCADE
-    assert any("(crypto_id, ts)" in r["indexdef"] for r in index)
+    assert any("(crypto_id, ts, id)" in r["indexdef"] for r in index)
     assert {(r["tab"], r["def"]) for r in uniques} >= {
         ("users", "UNIQUE (username)"),
         ("cryptos", "UNIQUE (symbol)"),
@@ -223,3 +223,48 @@ async def test_the_migration_refuses_usernames_that_already_collide(tmp_path: Pa
     assert [r["version"] for r in applied_after_refusal] == [init]
     assert applied == [n for n in committed_migrations() if n != init]
     assert case_insensitive in applied and index == [LOWER_USERNAME_INDEX]
+
+
+async def history_tuning(url: str) -> tuple[list[str], list[str]]:
+    """The indexes on price_history other than its key, and its storage options."""
+    indexes = await fetch(
+        url,
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'price_history' "
+        "AND indexname <> 'price_history_pkey' ORDER BY indexname",
+    )
+    [table] = await fetch(url, "SELECT reloptions FROM pg_class WHERE relname = 'price_history'")
+    return [r["indexdef"] for r in indexes], sorted(table["reloptions"] or [])
+
+
+async def test_the_history_migration_indexes_the_trim_and_vacuums_sooner(tmp_path: Path) -> None:
+    history_trim = migration_named("_history_trim.py")
+    before = [n for n in committed_migrations() if n != history_trim]
+    with fresh_database(migrated=False) as url:
+        earlier = run_aerich(
+            "upgrade", database_url=url, config=scratch_migrations(tmp_path, only=before)
+        )
+        assert earlier.returncode == 0, earlier.stdout + earlier.stderr
+        await fetch(
+            url,
+            "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
+            "VALUES ('BTC', 'bitcoin', 'Bitcoin', 1.0, now())",
+        )
+        await fetch(
+            url,
+            "INSERT INTO price_history (crypto_id, price, ts) "
+            "SELECT id, k, now() FROM cryptos, generate_series(1, 3) AS k",
+        )
+        applied = await upgrade(url)
+        indexes, options = await history_tuning(url)
+        kept = await fetch(url, "SELECT count(*) AS n FROM price_history")
+
+    assert applied == [history_trim]
+    assert indexes == [
+        "CREATE INDEX idx_price_history_crypto_ts_id ON public.price_history "
+        "USING btree (crypto_id, ts, id)"
+    ]
+    assert options == [
+        "autovacuum_vacuum_insert_scale_factor=0.02",
+        "autovacuum_vacuum_scale_factor=0.02",
+    ]
+    assert kept[0]["n"] == 3
