@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.fakes.coingecko_server import Failure
+from tests.support.clock import wait_until
 from tests.support.database import truncate_tables
 from tests.support.server_process import running_server, server_env
 
@@ -16,14 +17,6 @@ pytestmark = pytest.mark.integration
 
 IN_FLIGHT = 20
 GRACE_SECONDS = 20  # SHUTDOWN_GRACE_SECONDS' default; k8s gives 35 in all
-
-
-async def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting {seconds} s for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_sigterm_answers_every_request_in_flight_then_exits(database_url, gecko, tmp_path):
@@ -52,7 +45,7 @@ async def test_sigterm_answers_every_request_in_flight_then_exits(database_url, 
             async def all_in_flight() -> bool:
                 return len(gecko.calls("/simple/price")) >= IN_FLIGHT
 
-            await wait_for(all_in_flight, 30, "every refresh to reach CoinGecko")
+            await wait_until(all_in_flight, "every refresh to reach CoinGecko", 30)
             stopped_at = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
 
@@ -64,7 +57,7 @@ async def test_sigterm_answers_every_request_in_flight_then_exits(database_url, 
                     return True
                 return False
 
-            await wait_for(refused, 10, "new connections to be refused")
+            await wait_until(refused, "new connections to be refused", 10)
             gecko.release_hung()
             answers = await asyncio.gather(*requests)
         code = await server.stop(None, seconds=GRACE_SECONDS + 10)
