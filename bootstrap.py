@@ -32,7 +32,7 @@ from application.price_stats import PriceStatistics
 from application.refresh_crypto import RefreshCrypto
 from application.register_user import RegisterUser
 from application.resolve_ticker import ResolveTicker
-from domain.ports import Clock, PollerMonitor, TokenService
+from domain.ports import Clock, PollerMonitor
 from infrastructure.cache import ManagedTickerCache, MemoryTickerCache, RedisTickerCache
 from infrastructure.cache.known_users import KnownUsers
 from infrastructure.clock import utc_now
@@ -76,7 +76,6 @@ class Services:
     price_stats: PriceStatistics
     delete_crypto: DeleteCrypto
     poll_prices: PollPrices
-    tokens: TokenService
     authenticate: Authenticate
 
 
@@ -190,7 +189,6 @@ def build_services(
         price_stats=PriceStatistics(cryptos),
         delete_crypto=DeleteCrypto(cryptos),
         poll_prices=PollPrices(cryptos, source, clock, keep),
-        tokens=tokens,
         authenticate=Authenticate(tokens, KnownUsers(users)),
     )
 

@@ -27,7 +27,9 @@ async def test_bad_tokens_are_refused_while_a_valid_one_is_cached(api):
         assert r.json()["error"]
 
     assert (await api.client.get("/crypto", headers=api.auth)).status_code == 200
-    assert len(api.app.ctx.services.tokens) == 1  # the wired service caches: only the valid one
+    assert (
+        len(api.app.ctx.services.authenticate.tokens) == 1
+    )  # the wired service caches: only the valid one
 
 
 async def test_a_token_used_before_is_refused_at_its_exp(api):
@@ -39,7 +41,7 @@ async def test_a_token_used_before_is_refused_at_its_exp(api):
     tokens = CachingTokenService(JwtTokenService(JWT_SECRET, 60, clock=now), clock=now)
     services = api.app.ctx.services
     api.app.ctx.services = replace(
-        services, tokens=tokens, authenticate=replace(services.authenticate, tokens=tokens)
+        services, authenticate=replace(services.authenticate, tokens=tokens)
     )
     user_id = jwt.decode(api.auth["Authorization"].split()[1], options={"verify_signature": False})
     auth = {"Authorization": f"Bearer {tokens.issue(int(user_id['sub']))}"}
