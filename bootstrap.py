@@ -43,6 +43,7 @@ from infrastructure.db.config import tortoise_config
 from infrastructure.db.embedded import start_embedded_postgres
 from infrastructure.db.engine import database_deadline
 from infrastructure.db.leader_lock import AdvisoryLeaderLock
+from infrastructure.db.migrate import upgrade
 from infrastructure.db.repositories import TortoiseCryptoRepository, TortoiseUserRepository
 from infrastructure.log_setup import configure_logging
 from infrastructure.metrics import PrometheusPollerMonitor
@@ -222,7 +223,10 @@ def bootstrap(
 
 @asynccontextmanager
 async def database(wiring: Wiring) -> AsyncIterator[None]:
-    """Tortoise open on the wired database for the block (outside Sanic)."""
+    """Tortoise open on the wired database for the block (outside Sanic). An embedded
+    database is migrated first, as the server does when it starts on one."""
+    if wiring.embedded_database:
+        await upgrade(wiring.database_url)
     await Tortoise.init(config=wiring.tortoise_config(), _enable_global_fallback=True)
     try:
         yield

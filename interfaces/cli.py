@@ -18,7 +18,6 @@ from typing import TextIO
 
 from bootstrap import bootstrap, database
 from domain.errors import InvalidInput, UsernameTaken
-from infrastructure.db.migrate import upgrade
 
 EXIT_CREATED = 0
 EXIT_INVALID = 1  # the username or the password breaks a rule
@@ -51,8 +50,6 @@ async def create_user(username: str, password: str) -> str:
     """Add the user; a line saying so. Raises Refused."""
     wiring = bootstrap()
     try:
-        if wiring.embedded_database:  # as the server does when it starts on it
-            await upgrade(wiring.database_url)
         async with database(wiring):
             user = await wiring.services.register_user.create(username, password)
     except UsernameTaken:

@@ -15,15 +15,12 @@ import signal
 import sys
 
 from bootstrap import bootstrap, database
-from infrastructure.db.migrate import upgrade
 
 log = logging.getLogger("interfaces.poller")  # not __name__: that is __main__ under -m
 
 
 async def run() -> None:
     wiring = bootstrap()
-    if wiring.embedded_database:
-        await upgrade(wiring.database_url)
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
