@@ -12,32 +12,21 @@ import shutil
 import signal
 import socket
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import pytest
 
 from tests.fakes.coingecko_server import Failure
+from tests.support.clock import wait_until
 from tests.support.live_server import sanic_command
 from tests.support.server_process import ROOT, ServerProcess, running_server, server_env
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 SERVER_WORKER = "Sanic-Server-"
-
-
-async def wait_for(condition: Callable[[], T], seconds: float, what: str) -> T:
-    deadline = time.monotonic() + seconds
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting {seconds} s for {what}")
-        await asyncio.sleep(0.1)
-    return result
 
 
 def gone(pid: int) -> bool:
@@ -73,7 +62,7 @@ async def workers_once_settled(server: ServerProcess, count: int, old: set[int])
         workers = serving_workers(server)
         return workers if len(workers) == count and not workers.keys() & old else None
 
-    found = await wait_for(settled, 60, f"{count} serving workers, none of {sorted(old)}")
+    found = await wait_until(settled, f"{count} serving workers, none of {sorted(old)}", 60)
     assert found is not None
     return found
 
@@ -104,10 +93,10 @@ async def test_a_killed_worker_is_logged_and_replaced(database_url, gecko, tmp_p
 
             victim = min(first)
             os.kill(victim, signal.SIGKILL)
-            await wait_for(
+            await wait_until(
                 lambda: error_lines(server.log(), f"worker {first[victim]} (pid {victim})"),
-                30,
                 "an ERROR line naming the killed worker",
+                30,
             )
             second = await workers_once_settled(server, 2, old={victim})
             assert set(second.values()) == set(first.values())  # the same slots, refilled
@@ -124,7 +113,9 @@ async def test_a_killed_worker_is_logged_and_replaced(database_url, gecko, tmp_p
             # SIGINT stops the replacements too, as it does the first workers.
             left_behind = [child.pid for child in children(server.process.pid)]
             assert await server.stop() == 0, server.log()[-3000:]
-            await wait_for(lambda: all(gone(pid) for pid in left_behind), 15, "every child to exit")
+            await wait_until(
+                lambda: all(gone(pid) for pid in left_behind), "every child to exit", 15
+            )
             assert not error_lines(server.log(), "is gone: this worker"), "orphaned, not stopped"
         finally:
             kill_group(server)
@@ -151,7 +142,7 @@ async def test_a_worker_that_cannot_be_replaced_stops_the_server(database_url, g
             assert error_lines(log, f"worker {workers[victim]} (pid {victim}) killed by SIGKILL")
             assert error_lines(log, "died before it was up (exited with status 1): stopping")
             survivor = max(workers)
-            await wait_for(lambda: gone(survivor), 15, "the other worker to stop")
+            await wait_until(lambda: gone(survivor), "the other worker to stop", 15)
         finally:
             kill_group(server)
 
@@ -172,7 +163,9 @@ async def test_the_workers_of_a_killed_main_process_stop_and_free_the_port(
             await server.process.wait()
 
             # Real time is the point here; the bound is generous (they check every second).
-            await wait_for(lambda: all(gone(pid) for pid in left_behind), 15, "every child to exit")
+            await wait_until(
+                lambda: all(gone(pid) for pid in left_behind), "every child to exit", 15
+            )
             with socket.socket() as sock:  # as the next server would
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(("127.0.0.1", server.port))
@@ -219,15 +212,15 @@ async def test_a_failed_start_leaves_the_embedded_postgres_to_the_workers_using_
                 gecko.set_price("bitcoin", 71000.0)
                 gecko.fail(Failure.hang(300), path="/simple/price")
                 refresh = asyncio.create_task(client.put("/crypto/BTC/refresh", headers=auth))
-                await wait_for(lambda: gecko.calls("/simple/price"), 30, "the refresh to start")
+                await wait_until(lambda: gecko.calls("/simple/price"), "the refresh to start", 30)
                 (worker,) = serving_workers(first)
 
                 first.process.kill()
                 await first.process.wait()
-                await wait_for(
+                await wait_until(
                     lambda: f"this worker (pid {worker}) stops" in first.log(),
-                    15,
                     "the orphaned worker to start stopping",
+                    15,
                 )
 
                 output = await failed_start(env, tmp_path / "second.log")
@@ -239,9 +232,9 @@ async def test_a_failed_start_leaves_the_embedded_postgres_to_the_workers_using_
             assert r.json()["crypto"]["current_price"] == 71000.0
 
             # The last one using it lets it go: nothing is left running.
-            await wait_for(lambda: gone(worker), 30, "the orphaned worker to exit")
-            await wait_for(
-                lambda: not (pgdata / "postmaster.pid").exists(), 30, "PostgreSQL to stop"
+            await wait_until(lambda: gone(worker), "the orphaned worker to exit", 30)
+            await wait_until(
+                lambda: not (pgdata / "postmaster.pid").exists(), "PostgreSQL to stop", 30
             )
         finally:
             kill_group(first)

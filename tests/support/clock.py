@@ -18,6 +18,9 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class ManualClock:
@@ -59,15 +62,17 @@ class HeldSleep:
 
 
 async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], what: str, seconds: float = 60
-) -> None:
-    """Until ``condition()`` holds, checked every 50 ms; fails naming ``what`` after
-    ``seconds`` (a deadline far beyond what the wait takes on an idle machine)."""
+    condition: Callable[[], T | Awaitable[T]], what: str, seconds: float = 60
+) -> T:
+    """Until ``condition()`` holds, checked every 50 ms, and what it gave then; fails
+    naming ``what`` after ``seconds`` (a deadline far beyond what the wait takes on an
+    idle machine)."""
     deadline = time.monotonic() + seconds
     while True:
         held = condition()
-        if await held if inspect.isawaitable(held) else held:
-            return
+        value = await held if inspect.isawaitable(held) else held
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {seconds} s waiting for {what}")
         await asyncio.sleep(0.05)
