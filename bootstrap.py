@@ -51,7 +51,7 @@ from infrastructure.db.repositories import (
     notify_change,
 )
 from infrastructure.log_setup import configure_logging
-from infrastructure.metrics import PrometheusPollerMonitor
+from infrastructure.metrics import PrometheusPollerMonitor, observe_read_model
 from infrastructure.read_model.feed import BroadcastFeed
 from infrastructure.read_model.live import LiveReadModel
 from infrastructure.read_model.repository import ReadModelCryptoRepository
@@ -231,6 +231,7 @@ def bootstrap(
         settings.history_limit,
         notify=notify_change,
         publish=feed.publish,
+        observe=observe_read_model,
     )
     return Wiring(
         settings=settings,

@@ -138,6 +138,23 @@ TICKER_CACHE_LOOKUPS = Counter(
     ["cache", "result"],
 )
 
+# livesum, as the poller's: one series a replica, summed over its live workers.
+STREAM_CLIENTS = Gauge(
+    "cps_stream_clients",
+    "Live price streams (GET /crypto, text/event-stream) open on this server's workers.",
+    multiprocess_mode="livesum",
+)
+READ_MODEL_LIVE = Gauge(
+    "cps_read_model_live",
+    "Workers of this server answering reads from their read model (the others, whose "
+    "listening connection is down, read through to PostgreSQL).",
+    multiprocess_mode="livesum",
+)
+READ_MODEL_LOADS = Counter(
+    "cps_read_model_loads",
+    "Full loads of a worker's read model: one at start, one after each lost listening connection.",
+)
+
 for _outcome in POLL_OUTCOMES:  # a zero series from the start, so that rate() sees the first
     POLL_CYCLES.labels(_outcome)
 
@@ -153,6 +170,19 @@ class PrometheusPollerMonitor:
 
     def leadership(self, held: bool) -> None:
         POLLER_LEADER.set(1 if held else 0)
+
+
+def observe_read_model(live: bool) -> None:
+    READ_MODEL_LIVE.set(1 if live else 0)
+    if live:
+        READ_MODEL_LOADS.inc()
+
+
+def observe_stream(opened: bool) -> None:
+    if opened:
+        STREAM_CLIENTS.inc()
+    else:
+        STREAM_CLIENTS.dec()
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:

@@ -121,6 +121,7 @@ class LiveReadModel:
         *,
         notify: Callable[[str], Awaitable[None]],
         publish: Publish | None = None,
+        observe: Callable[[bool], None] | None = None,
         query_timeout: float = 30.0,
         connect_timeout: float = 5.0,
         heartbeat: float = 5.0,
@@ -135,6 +136,7 @@ class LiveReadModel:
         }
         self._notify = notify
         self._publish = publish or (lambda events: None)
+        self._observe = observe or (lambda live: None)  # told each change of ``live``
         self._query_timeout = query_timeout
         self._heartbeat = heartbeat
         self._heartbeat_timeout = heartbeat_timeout
@@ -237,8 +239,7 @@ class LiveReadModel:
         await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: inbox.put_nowait(payload))
         # Listening before loading: a change committed meanwhile is both loaded and
         # queued, and applying it twice changes nothing.
-        rows = await conn.fetch(_LOAD, self.store.keep, None, timeout=self._query_timeout)
-        self._emit(self.store.replace_all(_states(rows)))
+        await self._load_all(conn)
         self._set_live()
         while True:
             try:
@@ -275,6 +276,12 @@ class LiveReadModel:
                 if unknown:  # not held (never expected: an add is delivered first)
                     await self._load(conn, unknown)
 
+    async def _load_all(self, conn: asyncpg.Connection) -> None:
+        # Its own frame: the fetched rows (several times the set's size) must not stay
+        # referenced from _listen's, which lives as long as the connection.
+        rows = await conn.fetch(_LOAD, self.store.keep, None, timeout=self._query_timeout)
+        self._emit(self.store.replace_all(_states(rows)))
+
     async def _load(self, conn: asyncpg.Connection, ids: list[int]) -> None:
         rows = await conn.fetch(_LOAD, self.store.keep, ids, timeout=self._query_timeout)
         self._emit(self.store.upsert(_states(rows)))
@@ -293,11 +300,14 @@ class LiveReadModel:
         self._live = True
         self._loads += 1
         self._went_live.set()
+        self._observe(True)
         if self._outage_logged:
             self._outage_logged = False
             log.info("read model: listening again, reloaded %d cryptos", len(self.store))
 
     def _set_down(self) -> None:
+        if self._live:
+            self._observe(False)
         self._live = False
         for waiter in self._waiting.values():  # reads go to the database now
             if not waiter.done():

@@ -4,6 +4,13 @@ bcrypt reads at most 72 bytes and bcrypt 5 raises ValueError beyond that, so lon
 passwords never reach it: ``hash`` refuses them (the use case has validated the length
 already) and ``verify`` answers False for them after spending the time of a check, like
 it does for an unknown user (no hash) or a stored hash bcrypt cannot read.
+
+Hashes run on this hasher's own threads, one by default, not on the loop's default
+executor (up to cpu_count + 4 threads): bcrypt releases the GIL, so eight logins at
+once would keep eight threads on the CPU and starve the event loop of the same
+worker, and every read it serves waits (measured in bench/RESULTS.md: read p50 6.8x
+its idle value with the default executor). Logins queue instead; each still costs one
+hash, and the login throttle bounds how many an attacker can queue.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import asyncio
 import logging
 import secrets
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import bcrypt
 
@@ -20,27 +30,35 @@ from domain.model import PASSWORD_MAX_BYTES
 log = logging.getLogger(__name__)
 
 MIN_ROUNDS, MAX_ROUNDS = 4, 31
+T = TypeVar("T")
 
 
 class BcryptPasswordHasher:
     """Implements domain.ports.PasswordHasher with bcrypt at cost ``rounds``."""
 
-    def __init__(self, rounds: int = 12) -> None:
+    def __init__(self, rounds: int = 12, *, threads: int = 1) -> None:
         if isinstance(rounds, bool) or not MIN_ROUNDS <= rounds <= MAX_ROUNDS:
             raise ValueError(f"bcrypt rounds must be between {MIN_ROUNDS} and {MAX_ROUNDS}")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
         self.rounds = rounds
         self._dummy: bytes | None = None
         self._dummy_lock = threading.Lock()
+        # Threads start on first use, in the process that hashes (a Sanic worker).
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="bcrypt")
+
+    async def _off_loop(self, func: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, func, *args)
 
     async def hash(self, password: str) -> str:
         secret = password.encode("utf-8")
         if len(secret) > PASSWORD_MAX_BYTES:
             raise ValueError(f"bcrypt cannot hash more than {PASSWORD_MAX_BYTES} bytes")
-        hashed = await asyncio.to_thread(bcrypt.hashpw, secret, bcrypt.gensalt(self.rounds))
+        hashed = await self._off_loop(bcrypt.hashpw, secret, bcrypt.gensalt(self.rounds))
         return hashed.decode("ascii")
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
-        return await asyncio.to_thread(self._verify, password.encode("utf-8"), password_hash)
+        return await self._off_loop(self._verify, password.encode("utf-8"), password_hash)
 
     def _verify(self, secret: bytes, password_hash: str | None) -> bool:
         """Runs in a worker thread. Every way to fail costs one bcrypt check."""

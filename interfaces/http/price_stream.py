@@ -19,6 +19,7 @@ from sanic.helpers import json_dumps
 
 from domain.errors import FeedClosed
 from domain.events import PriceEvent
+from infrastructure.metrics import observe_stream
 from interfaces.http.presenters import crypto_json, event_json
 from interfaces.http.services import services
 
@@ -61,6 +62,7 @@ render = _Rendered()
 
 async def stream_prices(request: Request, heartbeat_seconds: float) -> None:
     snapshot, subscription = await services(request).watch_prices()
+    observe_stream(opened=True)
     try:
         response = await request.respond(
             content_type=f"{MEDIA_TYPE}; charset=utf-8",
@@ -80,3 +82,4 @@ async def stream_prices(request: Request, heartbeat_seconds: float) -> None:
         await response.eof()
     finally:
         subscription.close()
+        observe_stream(opened=False)

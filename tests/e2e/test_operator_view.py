@@ -160,6 +160,7 @@ async def test_metrics_add_up_over_two_workers(database_url, gecko, tmp_path):
                     lambda s: (
                         s.value("cps_poll_cycles_total", outcome="ok") >= 1
                         and s.value("cps_tracked_cryptos") == 1
+                        and s.value("cps_read_model_live") == 2  # both workers
                     ),
                 )
     finally:
@@ -189,4 +190,5 @@ async def test_metrics_add_up_over_two_workers(database_url, gecko, tmp_path):
     assert scrape.value("cps_coingecko_rate_limit_wait_seconds_count") >= markets + 1
 
     assert scrape.value("cps_poller_leader") == 1  # one holder among the two workers
+    assert scrape.value("cps_read_model_loads_total") == 2  # one each, none lost
     assert scrape.value("cps_poll_cycle_duration_seconds_count") >= 1

@@ -78,6 +78,18 @@ async def server_with(database_url, gecko, tmp_path, **env: str) -> AsyncIterato
         yield server
 
 
+async def open_streams(server: ServerProcess) -> float:
+    async with server.client() as client:
+        r = await client.get("/metrics")
+    assert r.status_code == 200
+    [value] = [
+        float(line.split()[-1])
+        for line in r.text.splitlines()
+        if line.startswith("cps_stream_clients")
+    ]
+    return value
+
+
 async def test_the_stream_tells_adds_prices_and_removals_as_they_commit(
     database_url, gecko, tmp_path
 ):
@@ -158,9 +170,11 @@ async def test_past_stream_max_clients_the_answer_is_503_json(database_url, geck
                 assert third.response.status_code == 503
                 await third.response.aread()
                 assert "too many open price streams" in third.response.json()["error"]
+            assert await open_streams(server) == 2
         # Closed streams free their places.
         async with stream(server, auth) as fourth:
             assert (await fourth.next()).name == "snapshot"
+            assert await open_streams(server) == 1
 
 
 async def test_the_stream_needs_a_token_and_json_stays_the_default(database_url, gecko, tmp_path):
