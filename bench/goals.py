@@ -133,18 +133,24 @@ def say(label: str, result: Wrk) -> None:
     )
 
 
-def worker_rss_mib(main_pid: int, port: int) -> float:
-    """Resident memory of the (one) worker: the child process listening on ``port``."""
+def worker(main_pid: int, port: int) -> psutil.Process | None:
+    """The (first) worker of a server: the child process listening on ``port``."""
     for process in psutil.Process(main_pid).children(recursive=True):
         try:
             if any(
                 c.status == psutil.CONN_LISTEN and c.laddr.port == port
                 for c in process.net_connections()
             ):
-                return process.memory_info().rss / 2**20
+                return process
         except psutil.NoSuchProcess:
             continue
-    return float("nan")
+    return None
+
+
+def worker_rss_mib(main_pid: int, port: int) -> float:
+    """Resident memory of the (one) worker."""
+    process = worker(main_pid, port)
+    return float("nan") if process is None else process.memory_info().rss / 2**20
 
 
 def machine() -> dict[str, str]:
@@ -370,7 +376,13 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
     started = time.perf_counter()
     load_before = load_average()
-    report = ["# Benchmark results", "", "Written by `make bench` (`python -m bench.goals`).", ""]
+    report = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench`: `python -m bench.goals`, then the sections of "
+        "`bench.profile_reads` and `bench.streams`.",
+        "",
+    ]
     report += ["## Machine", ""]
     report += [f"- {name}: {value}" for name, value in machine().items()]
     cores = os.cpu_count() or 1
