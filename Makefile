@@ -89,10 +89,11 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## bench.goals with wrk (installed when missing), then every other bench/*.py (not _*)
+bench: $(STAMP) ## bench.goals with wrk (wrk, py-spy installed when missing), then every other bench/*.py (not _*)
 	@command -v wrk >/dev/null || { sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		echo "wrk not found: $$sudo apt-get install -y wrk"; \
 		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
+	@[ -x $(BIN)/py-spy ] || $(BIN)/python -m pip install py-spy
 	@shopt -s nullglob; scripts=(bench/goals.py bench/[!_]*.py); \
 	for script in "$${scripts[@]}"; do \
 		module="bench.$$(basename "$$script" .py)"; \

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import statistics
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -128,3 +130,47 @@ async def table_sizes(conn: asyncpg.Connection) -> list[str]:
 async def connect(url: str) -> asyncpg.Connection:
     """A plain asyncpg connection to ``url`` (seeding, sizes), outside any pool."""
     return await asyncpg.connect(**connect_kwargs(url))
+
+
+# The read model's listening connections (infrastructure.read_model.live names them
+# "cps-read-model <pid>") on one database, that have loaded the tracked set: idle
+# after a statement other than their LISTEN (the load, then notifications' queries
+# and heartbeats). The worker turns live in the same step that ends the load.
+_LIVE_READ_MODELS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND application_name LIKE 'cps-read-model%'
+  AND state = 'idle' AND query NOT ILIKE 'LISTEN%'
+"""
+
+
+async def wait_read_models(url: str, workers: int, seconds: float = 60.0) -> float:
+    """Wait until ``workers`` read models on ``url``'s database are live (as above);
+    returns the seconds it took. Reads are answered from memory from then on."""
+    started = time.perf_counter()
+    conn = await connect(url)
+    try:
+        while (live := await conn.fetchval(_LIVE_READ_MODELS)) < workers:
+            if time.perf_counter() - started > seconds:
+                raise SystemExit(f"{live} of {workers} read models went live in {seconds:.0f} s")
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def write_section(title: str, lines: Sequence[str]) -> None:
+    """Put ``## title`` and ``lines`` into bench/RESULTS.md (written by bench.goals),
+    in place of that section when it is there already, else at the end."""
+    heading = f"## {title}"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    kept: list[str] = []
+    skipping = False
+    for line in text.rstrip("\n").split("\n"):
+        if line.startswith("## "):
+            skipping = line == heading
+        if not skipping:
+            kept.append(line)
+    RESULTS.write_text("\n".join([*kept, "", heading, "", *lines, ""]) + "\n")

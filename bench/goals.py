@@ -31,13 +31,12 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from bench._support import connect, scratch_database
+from bench._support import RESULTS, connect, scratch_database, wait_read_models
 from bench.api import REDIS_URL, forget_keys, stop_server
 from infrastructure.security.tokens import JwtTokenService
 from tests.support.live_server import free_port, sanic_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS = REPO_ROOT / "bench" / "RESULTS.md"
 CRYPTOS = 100
 HISTORY_ROWS = 100
 CONNECTIONS = 50
@@ -56,14 +55,19 @@ ROUTES = (
     ("GET /crypto/{symbol}/stats", f"/crypto/{SYMBOL}/stats", 0.70),
 )
 
-_SEED = f"""
+
+def seed_sql(cryptos: int, rows: int) -> str:
+    """``cryptos`` cryptos BENCH0, BENCH1, ... with ``rows`` history rows each."""
+    return f"""
 INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated)
 SELECT 'BENCH' || i, 'bench-coin-' || i, 'Bench Coin ' || i, 100.0 + i, now()
-FROM generate_series(0, {CRYPTOS - 1}) AS i;
+FROM generate_series(0, {cryptos - 1}) AS i;
 INSERT INTO price_history (crypto_id, price, ts)
 SELECT c.id, c.current_price * (1 + k * 0.001), c.last_updated - k * interval '30 seconds'
-FROM cryptos AS c CROSS JOIN generate_series(0, {HISTORY_ROWS - 1}) AS k;
+FROM cryptos AS c CROSS JOIN generate_series(0, {rows - 1}) AS k;
 """
+
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
@@ -129,18 +133,24 @@ def say(label: str, result: Wrk) -> None:
     )
 
 
-def worker_rss_mib(main_pid: int, port: int) -> float:
-    """Resident memory of the (one) worker: the child process listening on ``port``."""
+def worker(main_pid: int, port: int) -> psutil.Process | None:
+    """The (first) worker of a server: the child process listening on ``port``."""
     for process in psutil.Process(main_pid).children(recursive=True):
         try:
             if any(
                 c.status == psutil.CONN_LISTEN and c.laddr.port == port
                 for c in process.net_connections()
             ):
-                return process.memory_info().rss / 2**20
+                return process
         except psutil.NoSuchProcess:
             continue
-    return float("nan")
+    return None
+
+
+def worker_rss_mib(main_pid: int, port: int) -> float:
+    """Resident memory of the (one) worker."""
+    process = worker(main_pid, port)
+    return float("nan") if process is None else process.memory_info().rss / 2**20
 
 
 def machine() -> dict[str, str]:
@@ -220,7 +230,7 @@ async def seed(database_url: str, secret: str) -> str:
         user_id = await conn.fetchval(
             "INSERT INTO users (username, password_hash) VALUES ('bench-user', '-') RETURNING id"
         )
-        await conn.execute(_SEED)
+        await conn.execute(seed_sql(CRYPTOS, HISTORY_ROWS))
         await conn.execute("VACUUM ANALYZE cryptos, price_history, users")
     finally:
         await conn.close()
@@ -269,6 +279,7 @@ async def run(database_url: str, report: list[str]) -> None:
             server = await servers.start(
                 "server", sanic_command(port, 1), env, "/health/ready", port
             )
+            print(f"  read model live after {await wait_read_models(database_url, 1):.1f} s")
             async with aiohttp.ClientSession() as session:
                 headers = {"Authorization": f"Bearer {token}"}
                 async with session.get(f"{base}/crypto/{SYMBOL}", headers=headers) as response:
@@ -313,6 +324,7 @@ async def run(database_url: str, report: list[str]) -> None:
             server2 = await servers.start(
                 "server2", sanic_command(port, 2), env, "/health/ready", port
             )
+            print(f"  read models live after {await wait_read_models(database_url, 2):.1f} s")
             two = await measure(base + ROUTES[0][1], token, f"{ROUTES[0][0]}, 2 workers")
             await servers.stop(server2)
         finally:
@@ -349,13 +361,13 @@ async def run(database_url: str, report: list[str]) -> None:
         f"{rss_after:.1f} MiB after {served:,} more requests ({growth:+.1f}%; goal: within "
         f"10% after {MEMORY_REQUESTS:,}): {memory_verdict}.",
         "",
-        "## Not yet measured",
+        "Each server's read model was live (its listening connection idle after loading, "
+        "in `pg_stat_activity`) before the first request, so every figure here is of reads "
+        "from memory.",
         "",
-        "- 1,000 stream subscribers on one worker receiving a 100-crypto poll cycle within 1 s.",
-        "- Read latency p50 while 8 logins run at bcrypt cost 12 (bench/api.py prints login "
-        "figures, not this comparison).",
-        "- A profile (py-spy or pyinstrument) and what each change bought: no change yet; "
-        "this is the baseline.",
+        "The stream, the reads under bcrypt logins and the read model's memory at 10,000 "
+        "cryptos: `python -m bench.streams`; the profile and what each change bought: "
+        "`python -m bench.profile_reads` (sections below, when `make bench` ran them).",
     ]
 
 
@@ -364,7 +376,13 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
     started = time.perf_counter()
     load_before = load_average()
-    report = ["# Benchmark results", "", "Written by `make bench` (`python -m bench.goals`).", ""]
+    report = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench`: `python -m bench.goals`, then the sections of "
+        "`bench.profile_reads` and `bench.streams`.",
+        "",
+    ]
     report += ["## Machine", ""]
     report += [f"- {name}: {value}" for name, value in machine().items()]
     cores = os.cpu_count() or 1
@@ -387,7 +405,7 @@ def main() -> None:
         "",
         *tail,
         "",
-        f"Run took {timedelta(seconds=round(time.perf_counter() - started))}.",
+        f"bench.goals took {timedelta(seconds=round(time.perf_counter() - started))}.",
         "",
     ]
     text = "\n".join(report)
