@@ -1,0 +1,226 @@
+"""The web page as a person uses it, in Chromium, at a desktop and a phone width."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import PASSWORD, TIME_ZONE, Site, log_in, screenshot
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+
+def row(page: Page, symbol: str):
+    return page.locator(f'#cryptos tbody tr[data-symbol="{symbol}"]')
+
+
+async def value(locator) -> float:
+    return float(await locator.get_attribute("data-value"))
+
+
+async def test_register_track_refresh_delete_and_log_out(page: Page, site: Site, width: str):
+    _, admin = await site.register()
+    await site.untrack(admin, "BTC", "ETH")
+
+    await page.goto("/")
+    await expect(page).to_have_url(re.compile("#/login$"))
+    await expect(page.locator("#auth-view")).to_be_visible()
+    await screenshot(page, "login", width)
+
+    username = f"reg-{width}-{id(page) % 100_000}"
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORD)
+    await page.get_by_role("button", name="Register").click()
+    await expect(page).to_have_url(re.compile("#/cryptos$"))
+    await expect(page.locator("#whoami")).to_have_text(f"Signed in as {username}")
+    await expect(page.locator("#shared-note")).to_contain_text("shared by everyone signed in")
+
+    for ticker, symbol in (("btc", "BTC"), ("ETH", "ETH")):
+        await page.fill("#ticker", ticker)
+        await page.get_by_role("button", name="Add", exact=True).click()
+        await expect(row(page, symbol)).to_be_visible()
+        await expect(page.locator("#add-message")).to_contain_text(f"Now tracking {symbol}")
+
+    await page.fill("#ticker", "NOSUCHCOIN42")
+    await page.get_by_role("button", name="Add", exact=True).click()
+    message = page.locator("#add-message.error")
+    await expect(message).not_to_be_empty()
+    await expect(message).to_be_in_viewport()
+
+    site.gecko.set_price("bitcoin", 70_123.45)
+    await row(page, "BTC").get_by_role("button", name="Refresh the price of BTC").click()
+    toast = page.locator("#toast.shown")
+    await expect(toast).to_contain_text("BTC is now $70,123.45")
+    await expect(toast).to_be_in_viewport()
+    await expect(row(page, "BTC").locator(".price")).to_have_attribute("data-value", "70123.45")
+    await screenshot(page, "cryptos", width)
+
+    questions: list[str] = []
+
+    async def accept(dialog) -> None:
+        questions.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    await row(page, "ETH").get_by_role("button", name="Stop tracking ETH for everyone").click()
+    await expect(row(page, "ETH")).to_have_count(0)
+    assert "everyone" in questions[0], questions
+    await expect(toast).to_contain_text("ETH is no longer tracked")
+    await expect(toast).to_be_in_viewport()
+    assert "ETH" not in {c["symbol"] for c in (await site.get(admin, "/crypto"))["cryptos"]}
+
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page).to_have_url(re.compile("#/login$"))
+    await expect(page.locator("#auth-message")).to_contain_text("logged out")
+    await expect(page.locator("#session")).to_be_hidden()
+    await log_in(page, username)
+    await expect(row(page, "BTC")).to_be_visible()
+
+
+async def test_history_and_stats_show_what_the_api_stores(page: Page, site: Site, width: str):
+    username, auth = await site.register()
+    await site.track(auth, "BTC")
+    for price in (68_000.5, 68_250.25, 67_900.75):
+        await site.new_price(auth, "bitcoin", "BTC", price)
+
+    await page.goto("/")
+    await log_in(page, username)
+    await row(page, "BTC").get_by_role("link", name="Price history of BTC").click()
+    await expect(page).to_have_url(re.compile("#/cryptos/BTC/history$"))
+
+    history = (await site.get(auth, "/crypto/BTC/history"))["history"]
+    rows = page.locator("#history-table tbody tr")
+    await expect(rows).to_have_count(len(history))
+    zone = ZoneInfo(TIME_ZONE)
+    for i, point in enumerate(reversed(history)):  # newest first
+        cells = rows.nth(i)
+        assert await cells.locator("time").get_attribute("datetime") == point["timestamp"]
+        assert await value(cells.locator(".num")) == point["price"]
+        local = datetime.fromisoformat(point["timestamp"]).astimezone(zone)
+        assert local.strftime("%I:%M:%S").lstrip("0") in await cells.locator("time").inner_text()
+    offset = datetime.now(zone).strftime("%z")
+    await expect(page.locator("#history-caption")).to_contain_text(
+        f"Times in {TIME_ZONE} (UTC{offset[:3]}:{offset[3:]})"
+    )
+
+    # The chart fills its card, labels both axes, and keeps its labels readable.
+    chart = page.locator("#chart")
+    svg = chart.locator("svg")
+    await expect(svg).to_be_visible()
+    box, drawn = await chart.bounding_box(), await svg.bounding_box()
+    panel = await page.locator("#history-panel").bounding_box()
+    assert abs(drawn["width"] - box["width"]) <= 1
+    assert box["width"] >= panel["width"] - 2 * 16 - 4  # the card's padding and border
+    titles = await svg.locator("text.title").all_text_contents()
+    assert titles == [f"Time ({TIME_ZONE})", "Price (USD)"]
+    sizes = await svg.locator("text").evaluate_all(  # as drawn: the font size, scaled
+        "texts => texts.map(t => { const m = t.getScreenCTM(); "
+        "return parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b); })"
+    )
+    assert len(sizes) > 4 and min(sizes) >= 11, sizes
+
+    # Every point can be read, from the keyboard and by pointing.
+    readout = page.locator("#chart-readout")
+    await chart.focus()
+    await page.keyboard.press("End")
+    n = len(history)
+    await expect(readout).to_contain_text("$67,900.75 at")
+    await expect(readout).to_contain_text(f"({n} of {n})")
+    await page.keyboard.press("ArrowLeft")
+    await expect(readout).to_contain_text(f"({n - 1} of {n})")
+    if width == "phone":
+        await chart.tap(position={"x": 5, "y": 50})
+    else:
+        await chart.hover(position={"x": 5, "y": 50})
+    await expect(readout).to_contain_text(f"(1 of {n})")
+    await screenshot(page, "history", width)
+
+    await page.get_by_role("link", name="Statistics").click()
+    await expect(page).to_have_url(re.compile("#/cryptos/BTC/stats$"))
+    stats = await site.get(auth, "/crypto/BTC/stats")
+    expected = {"current_price": stats["current_price"], **stats["stats"]}
+    await expect(page.locator("#stats dd")).to_have_count(len(expected))
+    for key, number in expected.items():
+        assert await value(page.locator(f'#stats dd[data-key="{key}"]')) == number, key
+    await screenshot(page, "stats", width)
+
+
+async def test_shared_links_reload_back_and_forward(page: Page, site: Site, width: str):
+    username, auth = await site.register()
+    await site.track(auth, "BTC")
+
+    await page.goto("/#/cryptos/BTC/stats")  # logged out: the log-in form first
+    await log_in(page, username, lands_on="#/cryptos/BTC/stats")
+    await expect(page.locator("#stats-panel")).to_be_visible()
+    await expect(page.locator('#stats dd[data-key="records_count"]')).to_be_visible()
+
+    await page.reload()
+    await expect(page).to_have_url(re.compile("#/cryptos/BTC/stats$"))
+    await expect(page.locator('#stats dd[data-key="records_count"]')).to_be_visible()
+
+    await page.get_by_role("link", name="History", exact=True).click()
+    await expect(page).to_have_url(re.compile("#/cryptos/BTC/history$"))
+    await expect(page.locator("#history-table tbody tr").first).to_be_visible()
+    await page.go_back()
+    await expect(page).to_have_url(re.compile("#/cryptos/BTC/stats$"))
+    await expect(page.locator("#stats-panel")).to_be_visible()
+    await expect(page.locator("#history-panel")).to_be_hidden()
+    await page.go_forward()
+    await expect(page).to_have_url(re.compile("#/cryptos/BTC/history$"))
+    await expect(page.locator("#history-panel")).to_be_visible()
+    await page.go_back()
+    await page.go_back()
+    await expect(page).to_have_url(re.compile("#/cryptos$"))
+    await expect(row(page, "BTC")).to_be_visible()
+
+    await page.goto("/#/cryptos/NOPE/history")
+    await expect(page.locator("#not-tracked")).to_be_visible()
+    await expect(page.locator("#not-tracked")).to_contain_text("NOPE is not tracked")
+    await expect(page.locator("#history-panel")).to_be_hidden()
+
+
+async def test_a_price_change_arrives_without_a_reload(page: Page, site: Site, width: str):
+    username, auth = await site.register()
+    await site.track(auth, "BTC")
+    await page.goto("/")
+    await log_in(page, username)
+    await expect(page.locator("#live")).to_have_text("Live")
+
+    await site.new_price(auth, "bitcoin", "BTC", 71_001.25)
+    await expect(row(page, "BTC").locator(".price")).to_have_attribute("data-value", "71001.25")
+
+    await row(page, "BTC").get_by_role("link", name="Price history of BTC").click()
+    await expect(page.locator("#history-table tbody tr").first).to_be_visible()
+    await site.new_price(auth, "bitcoin", "BTC", 71_002.5)
+    newest = page.locator("#history-table tbody tr").first.locator(".num")
+    await expect(newest).to_have_attribute("data-value", "71002.5")
+    history = (await site.get(auth, "/crypto/BTC/history"))["history"]
+    await expect(page.locator("#history-table tbody tr")).to_have_count(len(history))
+
+    await page.get_by_role("link", name="Statistics").click()
+    current = page.locator('#stats dd[data-key="current_price"]')
+    await expect(current).to_have_attribute("data-value", "71002.5")
+    await site.new_price(auth, "bitcoin", "BTC", 71_003.75)
+    await expect(current).to_have_attribute("data-value", "71003.75")
+
+
+async def test_an_expired_session_goes_back_to_log_in(page: Page, site: Site, width: str):
+    username, auth = await site.register()
+    await site.track(auth, "BTC")
+    await page.goto("/")
+    await log_in(page, username)
+    await expect(row(page, "BTC")).to_be_visible()
+
+    await page.evaluate("sessionStorage.setItem('cps.token', 'not.a.token')")
+    await row(page, "BTC").get_by_role("button", name="Refresh the price of BTC").click()
+    await expect(page).to_have_url(re.compile("#/login$"))
+    await expect(page.locator("#auth-message")).to_have_text(
+        "Your session has expired, please log in again."
+    )
+    await expect(page.locator("#auth-message")).to_be_in_viewport()
+    await log_in(page, username)  # back where the person was
+    await expect(row(page, "BTC")).to_be_visible()
