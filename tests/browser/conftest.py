@@ -9,13 +9,16 @@ violation in the page. Without Chromium the tests fail; they never skip."""
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -23,6 +26,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.e2e.conftest import forget_keys
 from tests.fakes.coingecko_server import FakeCoinGecko
+from infrastructure.db.config import connect_kwargs
 from tests.support.database import truncate_tables
 from tests.support.redis_server import machine_redis_url
 from tests.support.server_process import ROOT, ServerProcess, running_server, server_env
@@ -49,6 +53,40 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 expect.set_options(timeout=15_000)
+
+# A crypto with a day of history, stored before the server starts: the history view
+# as it looks after a day of polling (hours on the time axis).
+SEEDED = ("SOL", "solana", "Solana")
+SEEDED_POINTS = 48  # every 30 min
+
+
+async def seed_day_of_history(database_url: str) -> None:
+    symbol, coin_id, name = SEEDED
+    now = datetime.now(UTC).replace(microsecond=0)
+    points = [
+        (
+            now - timedelta(minutes=30 * (SEEDED_POINTS - 1 - i)),
+            round(172 + 6 * math.sin(i / 7) + 2.5 * math.sin(i / 2.3), 2),
+        )
+        for i in range(SEEDED_POINTS)
+    ]
+    conn = await asyncpg.connect(**connect_kwargs(database_url))
+    try:
+        crypto_id = await conn.fetchval(
+            "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
+            "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            symbol,
+            coin_id,
+            name,
+            points[-1][1],
+            points[-1][0],
+        )
+        await conn.executemany(
+            "INSERT INTO price_history (crypto_id, price, ts) VALUES ($1, $2, $3)",
+            [(crypto_id, price, ts) for ts, price in points],
+        )
+    finally:
+        await conn.close(timeout=10)
 
 
 @dataclass
@@ -122,6 +160,7 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     await truncate_tables(database_url)
+    await seed_day_of_history(database_url)
     data_dir = tmp_path_factory.mktemp("browser-server")
     redis_url = machine_redis_url()
     prefix = f"cps-test-{uuid.uuid4().hex[:10]}:"
@@ -181,9 +220,9 @@ async def page(browser: Browser, site: Site, width: str) -> AsyncIterator[Page]:
 
 
 async def screenshot(page: Page, view: str, width: str) -> None:
-    """docs/screenshots/<view>-<width>.png, for the README."""
+    """docs/screenshots/<view>-<width>.png, for the README: what the viewport shows."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=SCREENSHOTS / f"{view}-{width}.png", full_page=True)
+    await page.screenshot(path=SCREENSHOTS / f"{view}-{width}.png", full_page=False)
 
 
 async def log_in(page: Page, username: str, *, lands_on: str = "#/cryptos") -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import PASSWORD, TIME_ZONE, Site, log_in, screenshot
+from tests.browser.conftest import PASSWORD, SEEDED, TIME_ZONE, Site, log_in, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -44,6 +44,7 @@ async def test_register_track_refresh_delete_and_log_out(page: Page, site: Site,
         await page.get_by_role("button", name="Add", exact=True).click()
         await expect(row(page, symbol)).to_be_visible()
         await expect(page.locator("#add-message")).to_contain_text(f"Now tracking {symbol}")
+    await screenshot(page, "cryptos", width)
 
     await page.fill("#ticker", "NOSUCHCOIN42")
     await page.get_by_role("button", name="Add", exact=True).click()
@@ -57,7 +58,6 @@ async def test_register_track_refresh_delete_and_log_out(page: Page, site: Site,
     await expect(toast).to_contain_text("BTC is now $70,123.45")
     await expect(toast).to_be_in_viewport()
     await expect(row(page, "BTC").locator(".price")).to_have_attribute("data-value", "70123.45")
-    await screenshot(page, "cryptos", width)
 
     questions: list[str] = []
 
@@ -83,16 +83,14 @@ async def test_register_track_refresh_delete_and_log_out(page: Page, site: Site,
 
 async def test_history_and_stats_show_what_the_api_stores(page: Page, site: Site, width: str):
     username, auth = await site.register()
-    await site.track(auth, "BTC")
-    for price in (68_000.5, 68_250.25, 67_900.75):
-        await site.new_price(auth, "bitcoin", "BTC", price)
+    symbol = SEEDED[0]  # a day of prices, every 30 min
 
     await page.goto("/")
     await log_in(page, username)
-    await row(page, "BTC").get_by_role("link", name="Price history of BTC").click()
-    await expect(page).to_have_url(re.compile("#/cryptos/BTC/history$"))
+    await row(page, symbol).get_by_role("link", name=f"Price history of {symbol}").click()
+    await expect(page).to_have_url(re.compile(f"#/cryptos/{symbol}/history$"))
 
-    history = (await site.get(auth, "/crypto/BTC/history"))["history"]
+    history = (await site.get(auth, f"/crypto/{symbol}/history"))["history"]
     rows = page.locator("#history-table tbody tr")
     await expect(rows).to_have_count(len(history))
     zone = ZoneInfo(TIME_ZONE)
@@ -122,13 +120,17 @@ async def test_history_and_stats_show_what_the_api_stores(page: Page, site: Site
         "return parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b); })"
     )
     assert len(sizes) > 4 and min(sizes) >= 11, sizes
+    ticks = await svg.locator("text.axis.time").all_text_contents()
+    assert len(ticks) >= 2, ticks
+    hours = r"\d\d:\d\d [AP]M|[A-Z][a-z]{2} \d{1,2}"  # a day: hours, and midnight's date
+    assert all(re.fullmatch(hours, t) for t in ticks), ticks
 
     # Every point can be read, from the keyboard and by pointing.
     readout = page.locator("#chart-readout")
     await chart.focus()
     await page.keyboard.press("End")
     n = len(history)
-    await expect(readout).to_contain_text("$67,900.75 at")
+    await expect(readout).to_contain_text(f"${history[-1]['price']:,.2f} at")
     await expect(readout).to_contain_text(f"({n} of {n})")
     await page.keyboard.press("ArrowLeft")
     await expect(readout).to_contain_text(f"({n - 1} of {n})")
@@ -140,8 +142,8 @@ async def test_history_and_stats_show_what_the_api_stores(page: Page, site: Site
     await screenshot(page, "history", width)
 
     await page.get_by_role("link", name="Statistics").click()
-    await expect(page).to_have_url(re.compile("#/cryptos/BTC/stats$"))
-    stats = await site.get(auth, "/crypto/BTC/stats")
+    await expect(page).to_have_url(re.compile(f"#/cryptos/{symbol}/stats$"))
+    stats = await site.get(auth, f"/crypto/{symbol}/stats")
     expected = {"current_price": stats["current_price"], **stats["stats"]}
     await expect(page.locator("#stats dd")).to_have_count(len(expected))
     for key, number in expected.items():

@@ -930,7 +930,14 @@
     for (let t = Math.ceil((first - offset) / step) * step + offset; t <= last; t += step) {
       ticks.push(t);
     }
-    return { ticks, label: (t) => format.format(new Date(t)) };
+    // Hours over more than a day: the midnight ticks name the day instead.
+    const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+    const label = (t) => {
+      const date = new Date(t);
+      const midnight = date.getHours() === 0 && date.getMinutes() === 0;
+      return step >= HOUR && step < DAY && midnight ? day.format(date) : format.format(date);
+    };
+    return { ticks, label };
   }
 
   function drawChart() {
@@ -1003,7 +1010,7 @@
       const labelX = anchor === "start" ? Math.max(2, tickX - 4) : anchor === "end" ? width - 2 : tickX;
       root.append(
         svg("line", { x1: tickX, x2: tickX, y1: base, y2: base + 5, class: "tick" }),
-        svg("text", { x: labelX, y: base + 19, "text-anchor": anchor, class: "axis" }, text),
+        svg("text", { x: labelX, y: base + 19, "text-anchor": anchor, class: "axis time" }, text),
       );
     }
     root.append(
