@@ -24,9 +24,9 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from infrastructure.db.config import connect_kwargs
 from tests.e2e.conftest import forget_keys
 from tests.fakes.coingecko_server import FakeCoinGecko
-from infrastructure.db.config import connect_kwargs
 from tests.support.database import truncate_tables
 from tests.support.redis_server import machine_redis_url
 from tests.support.server_process import ROOT, ServerProcess, running_server, server_env
