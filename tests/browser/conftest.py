@@ -187,8 +187,16 @@ def width(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture
+def allowed_errors() -> list[re.Pattern[str]]:
+    """Console errors the test expects (a test may add patterns): the API's 4xx answers."""
+    return [EXPECTED_HTTP_ERROR]
+
+
 @pytest_asyncio.fixture(loop_scope="session")
-async def page(browser: Browser, site: Site, width: str) -> AsyncIterator[Page]:
+async def page(
+    browser: Browser, site: Site, width: str, allowed_errors: list[re.Pattern[str]]
+) -> AsyncIterator[Page]:
     phone = width == "phone"
     context = await browser.new_context(
         base_url=site.base_url,
@@ -203,11 +211,7 @@ async def page(browser: Browser, site: Site, width: str) -> AsyncIterator[Page]:
     problems: list[str] = []
     page.on(
         "console",
-        lambda message: (
-            problems.append(f"console {message.type}: {message.text}")
-            if message.type == "error" and not EXPECTED_HTTP_ERROR.match(message.text)
-            else None
-        ),
+        lambda message: problems.append(message.text) if message.type == "error" else None,
     )
     page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
     try:
@@ -216,7 +220,8 @@ async def page(browser: Browser, site: Site, width: str) -> AsyncIterator[Page]:
             problems += [f"CSP: {v}" for v in await page.evaluate("window.__cspViolations || []")]
     finally:
         await context.close()
-    assert problems == [], problems
+    unexpected = [p for p in problems if not any(a.match(p) for a in allowed_errors)]
+    assert unexpected == [], unexpected
 
 
 async def screenshot(page: Page, view: str, width: str) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.browser.conftest import PASSWORD, SEEDED, TIME_ZONE, Site, log_in, screenshot
+from tests.support.clock import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -226,3 +229,73 @@ async def test_an_expired_session_goes_back_to_log_in(page: Page, site: Site, wi
     await expect(page.locator("#auth-message")).to_be_in_viewport()
     await log_in(page, username)  # back where the person was
     await expect(row(page, "BTC")).to_be_visible()
+
+
+def sse(*events: tuple[str, object]) -> str:
+    """A text/event-stream body: each event, a heartbeat comment between them."""
+    return "".join(
+        f"event: {name}\ndata: {json.dumps(data)}\n\n: heartbeat\n\n" for name, data in events
+    )
+
+
+async def test_the_page_follows_the_stream_it_is_sent(
+    page: Page, site: Site, width: str, allowed_errors
+):
+    """The client side of the stream's contract, with the stream played by the browser
+    itself (page.route): events change the list without a reload; a stream that ends
+    turns the badge to "Reconnecting…", and a 503 (too many streams) keeps it there."""
+    allowed_errors.append(re.compile(r"^Failed to load resource: .* status of 503"))
+    username, auth = await site.register()
+    await site.track(auth, "BTC", "ETH")
+    btc = await site.get(auth, "/crypto/BTC")
+    doge = {**btc, "symbol": "DOGE", "name": "Dogecoin", "current_price": 0.1603}
+    released = asyncio.Event()
+    streams: list[str] = []
+
+    async def play(route: Route) -> None:
+        if "text/event-stream" not in (route.request.headers.get("accept") or ""):
+            await route.continue_()
+            return
+        streams.append(route.request.headers.get("authorization", ""))
+        if len(streams) > 1:
+            await route.fulfill(status=503, json={"error": "too many live streams"})
+            return
+        await released.wait()  # until the page shows the list it asked for
+        now = btc["last_updated"]
+        body = sse(
+            ("snapshot", {"cryptos": [btc, await site.get(auth, "/crypto/ETH")]}),
+            ("price", {"symbol": "BTC", "current_price": 12345.5, "last_updated": now}),
+            ("added", doge),
+            ("removed", {"symbol": "ETH"}),
+        )
+        await route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    await page.route("**/crypto", play)
+    await page.goto("/")
+    await log_in(page, username)
+    await expect(row(page, "ETH")).to_be_visible()
+    released.set()
+
+    await expect(row(page, "BTC").locator(".price")).to_have_attribute("data-value", "12345.5")
+    await expect(row(page, "DOGE")).to_contain_text("Dogecoin")
+    await expect(row(page, "ETH")).to_have_count(0)
+    await expect(page.locator("#live")).to_have_text("Reconnecting…")
+    assert streams[0].startswith("Bearer ")
+    await wait_until(lambda: len(streams) > 1, "the page to open the stream again")
+
+
+async def test_a_stream_refused_with_401_goes_back_to_log_in(page: Page, site: Site, width: str):
+    username, _ = await site.register()
+
+    async def refuse(route: Route) -> None:
+        if "text/event-stream" in (route.request.headers.get("accept") or ""):
+            await route.fulfill(status=401, json={"error": "token expired"})
+        else:
+            await route.continue_()
+
+    await page.route("**/crypto", refuse)
+    await page.goto("/#/cryptos")
+    await log_in(page, username, lands_on="#/login")
+    await expect(page.locator("#auth-message")).to_have_text(
+        "Your session has expired, please log in again."
+    )
