@@ -11,7 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Page, Route, expect
 
-from tests.browser.conftest import PASSWORD, SEEDED, TIME_ZONE, Site, log_in, screenshot
+from tests.browser.conftest import (
+    PASSWORD,
+    SEEDED,
+    TIME_ZONE,
+    VIEWPORTS,
+    Site,
+    log_in,
+    screenshot,
+)
 from tests.support.clock import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -152,6 +160,20 @@ async def test_history_and_stats_show_what_the_api_stores(page: Page, site: Site
     for key, number in expected.items():
         assert await value(page.locator(f'#stats dd[data-key="{key}"]')) == number, key
     await screenshot(page, "stats", width)
+
+    # Narrower (a window resized, a phone turned): the chart is drawn again to fit.
+    await page.go_back()
+    await expect(svg).to_be_visible()
+    narrower = {"desktop": 800, "phone": 320}[width]  # the page is 60rem wide at most
+    await page.set_viewport_size({"width": narrower, "height": VIEWPORTS[width]["height"]})
+
+    async def fits() -> bool:
+        drawn, room = await chart.evaluate(
+            "box => [Number(box.querySelector('svg').getAttribute('width')), box.clientWidth]"
+        )
+        return drawn == room < box["width"]
+
+    await wait_until(fits, "the chart to be drawn again at its card's new width")
 
 
 async def test_shared_links_reload_back_and_forward(page: Page, site: Site, width: str):

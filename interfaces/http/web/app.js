@@ -107,7 +107,9 @@
   }
 
   const cryptoPath = (symbol, rest = "") => `/crypto/${encodeURIComponent(symbol)}${rest}`;
-  const isNotTracked = (error) => error instanceof ApiError && error.status === 404;
+  // 404: nobody tracks it; 400: it cannot be a ticker at all (from an edited address).
+  const isNotTracked = (error) =>
+    error instanceof ApiError && (error.status === 404 || error.status === 400);
 
   // ---- messages ----------------------------------------------------------------
 
@@ -242,10 +244,12 @@
     const [first, symbol, tab] = decoded;
     if (first === "login" && parts.length === 1) return { name: "login" };
     if (first === "cryptos" && symbol && (tab === "history" || tab === "stats") && !parts[3]) {
-      return { name: tab, symbol: symbol.toUpperCase() };
+      const upper = symbol.toUpperCase(); // tickers are case-insensitive: one address each
+      return { name: tab, symbol: upper, canonical: detailHash(upper, tab) };
     }
     if (first === "cryptos" && symbol && !tab) {
-      return { name: "history", symbol: symbol.toUpperCase(), canonical: detailHash(symbol, "history") };
+      const upper = symbol.toUpperCase();
+      return { name: "history", symbol: upper, canonical: detailHash(upper, "history") };
     }
     return { name: "list", canonical: first === "cryptos" && parts.length === 1 ? null : LIST };
   }
