@@ -32,6 +32,7 @@ from application.price_stats import PriceStatistics
 from application.refresh_crypto import RefreshCrypto
 from application.register_user import RegisterUser
 from application.resolve_ticker import ResolveTicker
+from application.watch_prices import WatchPrices
 from domain.ports import Clock, PollerMonitor
 from infrastructure.cache import ManagedTickerCache, MemoryTickerCache, RedisTickerCache
 from infrastructure.cache.known_users import KnownUsers
@@ -44,9 +45,16 @@ from infrastructure.db.embedded import start_embedded_postgres
 from infrastructure.db.engine import database_deadline
 from infrastructure.db.leader_lock import AdvisoryLeaderLock
 from infrastructure.db.migrate import upgrade
-from infrastructure.db.repositories import TortoiseCryptoRepository, TortoiseUserRepository
+from infrastructure.db.repositories import (
+    TortoiseCryptoRepository,
+    TortoiseUserRepository,
+    notify_change,
+)
 from infrastructure.log_setup import configure_logging
 from infrastructure.metrics import PrometheusPollerMonitor
+from infrastructure.read_model.feed import BroadcastFeed
+from infrastructure.read_model.live import LiveReadModel
+from infrastructure.read_model.repository import ReadModelCryptoRepository
 from infrastructure.security.login_throttle import ManagedLoginThrottle, build_login_throttle
 from infrastructure.security.passwords import BcryptPasswordHasher
 from infrastructure.security.token_cache import CachingTokenService
@@ -78,6 +86,7 @@ class Services:
     delete_crypto: DeleteCrypto
     poll_prices: PollPrices
     authenticate: Authenticate
+    watch_prices: WatchPrices
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,10 @@ class Wiring:
     source: CoinGeckoClient
     poller_monitor: PollerMonitor | None
     login_throttle: ManagedLoginThrottle
+    # Started by whoever serves reads (the HTTP workers); until then, and without
+    # it, every read goes to the database.
+    read_model: LiveReadModel
+    feed: BroadcastFeed
 
     @property
     def database_url(self) -> str:
@@ -172,9 +185,11 @@ def build_services(
     source: CoinGeckoClient,
     clock: Clock,
     login_throttle: ManagedLoginThrottle,
+    read_model: LiveReadModel,
+    feed: BroadcastFeed,
 ) -> Services:
     assert settings.jwt_secret is not None
-    cryptos = TortoiseCryptoRepository()
+    cryptos = ReadModelCryptoRepository(TortoiseCryptoRepository(), read_model)
     users = TortoiseUserRepository()
     hasher = BcryptPasswordHasher(rounds=settings.bcrypt_rounds)
     tokens = CachingTokenService(JwtTokenService(settings.jwt_secret, settings.jwt_expires_seconds))
@@ -191,6 +206,7 @@ def build_services(
         delete_crypto=DeleteCrypto(cryptos),
         poll_prices=PollPrices(cryptos, source, clock, keep),
         authenticate=Authenticate(tokens, KnownUsers(users)),
+        watch_prices=WatchPrices(cryptos, feed),
     )
 
 
@@ -209,15 +225,24 @@ def bootstrap(
     limiter = build_rate_limiter(settings)  # shared by every worker through Redis, if any
     source = CoinGeckoClient.from_settings(settings, limiter)
     login_throttle = build_login_throttle(settings)  # shared through Redis too, if any
+    feed = BroadcastFeed(settings.stream_max_clients)
+    read_model = LiveReadModel(
+        settings.database_url or "",
+        settings.history_limit,
+        notify=notify_change,
+        publish=feed.publish,
+    )
     return Wiring(
         settings=settings,
         embedded_database=embedded,
-        services=build_services(settings, cache, source, clock, login_throttle),
+        services=build_services(settings, cache, source, clock, login_throttle, read_model, feed),
         cache=cache,
         limiter=limiter,
         source=source,
         poller_monitor=poller_monitor,
         login_throttle=login_throttle,
+        read_model=read_model,
+        feed=feed,
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from domain.errors import InvalidToken
+from domain.model import Principal
 from domain.ports import TokenService, UserDirectory
 
 
@@ -13,10 +15,12 @@ class Authenticate:
     tokens: TokenService
     users: UserDirectory
 
-    async def __call__(self, token: str) -> int:
-        """The user id of a valid token whose user exists. Raises InvalidToken, also
-        for a user that never existed or was deleted (a token outlives neither)."""
-        user_id = int(self.tokens.subject(token))
+    async def __call__(self, token: str) -> Principal:
+        """The user of a valid token, if stored, and the token's expiry. Raises
+        InvalidToken, also for a user that never existed or was deleted (a token
+        outlives neither)."""
+        subject, expires_at = self.tokens.verify(token)
+        user_id = int(subject)
         if not await self.users.exists(user_id):
             raise InvalidToken("invalid token: its user does not exist")
-        return user_id
+        return Principal(user_id, datetime.fromtimestamp(expires_at, UTC))

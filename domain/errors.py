@@ -99,3 +99,17 @@ class StorageUnavailable(DomainError):
 
     def __init__(self, message: str = "database unavailable") -> None:
         super().__init__(message)
+
+
+class TooManyStreams(DomainError):
+    """This server holds as many live price streams as it allows (answered with 503)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"too many open price streams on this server (the limit is {limit}); "
+            "try again later or poll GET /crypto"
+        )
+
+
+class FeedClosed(DomainError):
+    """A price stream's subscription was ended by the server."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
@@ -92,6 +93,14 @@ def valid_price(value: object) -> float | None:
     if not MIN_PRICE <= price <= MAX_PRICE:
         return None
     return price
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid bearer token stands for, and until when (its exp)."""
+
+    user_id: int
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +196,23 @@ class PriceStats:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, round_to(value, PRICE_DECIMALS))
+
+    @classmethod
+    def of(cls, current_price: float, prices: Iterable[float]) -> PriceStats:
+        """The stats of a history (``prices`` oldest first), by the rules PostgreSQL's
+        query follows (``TortoiseCryptoRepository.stats``, its fast path): only prices
+        ``valid_price`` accepts count, each read as ``float8::numeric`` reads it (15
+        significant digits, printf's ``%.15g``), summed exactly."""
+        kept = [Decimal(f"{p:.15g}") for p in prices if valid_price(p) is not None]
+        return cls(
+            current_price=current_price,
+            min_price=min(kept, default=None),
+            max_price=max(kept, default=None),
+            avg_price=sum(kept, Decimal(0)) / len(kept) if kept else None,
+            oldest_price=kept[0] if kept else None,
+            newest_price=kept[-1] if kept else None,
+            records_count=len(kept),
+        )
 
     @property
     def price_change(self) -> Decimal | None:

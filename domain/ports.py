@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from domain.events import PriceEvent
 from domain.model import (
     CoinMatch,
     CoinRef,
@@ -158,6 +159,10 @@ class TokenService(Protocol):
         """The user id a valid token was issued for. Raises InvalidToken."""
         ...
 
+    def verify(self, token: str) -> tuple[str, int]:
+        """The subject and the exp (Unix seconds) of a valid token. Raises InvalidToken."""
+        ...
+
 
 class LeaderLock(Protocol):
     """One holder per deployment: whoever holds it runs the price poller."""
@@ -178,3 +183,23 @@ class PollerMonitor(Protocol):
         ...
 
     def leadership(self, held: bool) -> None: ...
+
+
+class Subscription(Protocol):
+    """One subscriber's view of the price events, from when it subscribed."""
+
+    async def next(self, within: float) -> Sequence[PriceEvent] | None:
+        """The events of the next commit, in commit order; None when ``within``
+        seconds passed without any. Raises FeedClosed when the feed ends this
+        subscription (the server stops, or the subscriber fell too far behind)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class PriceFeed(Protocol):
+    """Every commit's events, fanned out to this process's subscribers."""
+
+    def subscribe(self) -> Subscription:
+        """Raises TooManyStreams when this process serves as many as it allows."""
+        ...

@@ -43,6 +43,7 @@ from domain.model import (
     TrackedCoin,
     User,
 )
+from infrastructure.db.changes import NOTIFY, announce, prices_payload
 from infrastructure.db.config import APP_LABEL, CONNECTION
 from infrastructure.db.engine import database_deadline
 from infrastructure.db.migrate import APPLIED_SQL, missing_from
@@ -53,16 +54,24 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 2.0
 _MAX_ID = 2**31 - 1  # users.id is an integer (int4)
 
-# The crypto and its first history row, in one statement.
-_ADD = """
+# The crypto and its first history row, announced on commit, in one statement.
+_ADD = f"""
 WITH crypto AS (
     INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated)
     VALUES ($1, $2, $3, $4, $5)
     RETURNING id
+), first_price AS (
+    INSERT INTO price_history (crypto_id, price, ts)
+    SELECT id, $4, $5 FROM crypto
+    RETURNING crypto_id
 )
-INSERT INTO price_history (crypto_id, price, ts)
-SELECT id, $4, $5 FROM crypto
-RETURNING crypto_id
+SELECT crypto_id, {announce("added", "crypto_id")} FROM first_price
+"""
+
+# Its history goes with it (ON DELETE CASCADE).
+_DELETE = f"""
+WITH gone AS (DELETE FROM cryptos WHERE symbol = $1 RETURNING id)
+SELECT id, {announce("removed", "id")} FROM gone
 """
 
 # Row locks in id order first, so two batches touching the same cryptos queue up
@@ -208,8 +217,9 @@ class TortoiseCryptoRepository:
         return replace(crypto, id=rows[0]["crypto_id"])
 
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
-        """See ``CryptoRepository.record_prices``. At most four statements in one
-        transaction: lock the cryptos, update prices, insert history, trim history.
+        """See ``CryptoRepository.record_prices``. At most five statements in one
+        transaction: lock the cryptos, update prices, insert history, trim history,
+        announce the change (``infrastructure.db.changes``).
 
         Several updates for one crypto collapse to its latest. A crypto's current
         price never goes back to an older timestamp (a slower concurrent batch still
@@ -231,6 +241,7 @@ class TortoiseCryptoRepository:
             await conn.execute(_UPDATE_PRICES, ids, prices, times)
             await conn.execute(_INSERT_HISTORY, ids, prices, times)
             await conn.execute(_TRIM_HISTORY, present, keep)
+            await conn.execute(NOTIFY, prices_payload(present, min(times)))
         return set(present)
 
     async def tracked_coins(self) -> list[TrackedCoin]:
@@ -265,9 +276,8 @@ class TortoiseCryptoRepository:
         )
 
     async def delete(self, symbol: Ticker) -> bool:
-        # price_history rows go with it: ON DELETE CASCADE.
-        deleted: int = await CryptoRecord.filter(symbol=symbol.value).delete()
-        return deleted > 0
+        _, rows = await _db().execute_query(_DELETE, [symbol.value])
+        return bool(rows)
 
 
 class TortoiseUserRepository:
@@ -292,6 +302,11 @@ class TortoiseUserRepository:
         if not 0 < user_id <= _MAX_ID:  # beyond the column's range PostgreSQL would refuse it
             return False
         return await UserRecord.filter(id=user_id).exists()
+
+
+async def notify_change(payload: str) -> None:
+    """Send a change notification of no write (``LiveReadModel.sync``'s)."""
+    await _db().execute_query(NOTIFY, [payload])
 
 
 async def database_ready() -> tuple[bool, list[str]]:

@@ -46,16 +46,18 @@ class CachingTokenService:
         return self._tokens.issue(user_id)
 
     def subject(self, token: str) -> str:
+        return self.verify(token)[0]
+
+    def verify(self, token: str) -> tuple[str, int]:
         cached = self._verified.get(token)
         if cached is None:
             cached = self._tokens.verify(token)  # raises for any token not valid now
             self._verified[token] = cached
-            return cached[0]
-        subject, expires_at = cached
-        if expires_at <= int(self._clock().timestamp()):
+            return cached
+        if cached[1] <= int(self._clock().timestamp()):
             del self._verified[token]
             raise InvalidToken("token expired")
-        return subject
+        return cached
 
     def __len__(self) -> int:
         return len(self._verified)

@@ -70,6 +70,21 @@ def mount_poller(app: Sanic, wiring: Wiring) -> None:
             await task
 
 
+def mount_read_model(app: Sanic, wiring: Wiring) -> None:
+    """Each worker keeps its own read model and serves its own price streams."""
+
+    @app.after_server_start
+    async def start_read_model(app: Sanic) -> None:
+        await wiring.read_model.start()
+
+    @app.before_server_stop
+    async def stop_read_model(app: Sanic) -> None:
+        # Streams end first, cleanly (their handlers send the last chunk), so that the
+        # graceful shutdown does not wait on them.
+        wiring.feed.close_all("the server is stopping")
+        await wiring.read_model.stop()
+
+
 def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     """Build the app. Sanic's CLI passes its parsed arguments, which are not needed:
     the configuration comes from the environment (or ``settings``, in tests)."""
@@ -106,6 +121,7 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
             log.info("applying migrations to the embedded PostgreSQL")
             await upgrade(wiring.database_url)
 
+    mount_read_model(app, wiring)
     if settings.price_poller_enabled:
         mount_poller(app, wiring)
 

@@ -19,6 +19,7 @@ from domain.errors import (
     NotFound,
     StorageUnavailable,
     TooManyAttempts,
+    TooManyStreams,
     UpstreamError,
     UpstreamRateLimited,
 )
@@ -35,6 +36,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (TooManyAttempts, 429),
     (UpstreamError, 500),
     (StorageUnavailable, 503),
+    (TooManyStreams, 503),
 ]
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from domain.events import CryptoAdded, CryptoRemoved, PriceChanged, PriceEvent
 from domain.model import Crypto, PricePoint, PriceStats, Ticker
 
 
@@ -49,3 +50,18 @@ def stats_json(symbol: Ticker, stats: PriceStats) -> dict[str, Any]:
             "records_count": stats.records_count,
         },
     }
+
+
+def event_json(event: PriceEvent) -> tuple[str, dict[str, Any]]:
+    """A live stream event: its name and its data."""
+    if isinstance(event, PriceChanged):
+        return "price", {
+            "symbol": event.symbol.value,
+            "current_price": event.current_price,
+            "last_updated": iso_utc(event.last_updated),
+        }
+    if isinstance(event, CryptoAdded):
+        return "added", crypto_json(event.crypto)
+    if isinstance(event, CryptoRemoved):
+        return "removed", {"symbol": event.symbol.value}
+    raise TypeError(f"not a price event: {event!r}")

@@ -234,6 +234,14 @@ def answers(status: int, model: type[Shape], description: str) -> Callable[[F], 
     return decorate
 
 
+def answers_with_stream(status: int, model: type[Shape], description: str) -> Callable[[F], F]:
+    """JSON, or a stream of Server-Sent Events for ``Accept: text/event-stream``."""
+    stream = {"schema": {"type": "string", "description": "Server-Sent Events"}}
+    content = {JSON: ref(model), "text/event-stream": stream}
+    decorate: Callable[[F], F] = openapi.response(status, content, description)
+    return decorate
+
+
 ERRORS: dict[int, str] = {
     401: "no token, or one that is malformed, forged, expired or of a user that is gone",
     404: "the crypto is not tracked",

@@ -158,7 +158,7 @@ async def add_cryptos(count: int) -> None:
     )
 
 
-async def test_record_prices_uses_the_same_few_statements_for_1_or_500_cryptos(
+async def test_record_prices_uses_the_same_five_statements_for_1_or_500_cryptos(
     repo: TortoiseCryptoRepository, sent_sql: list[str]
 ) -> None:
     await add_cryptos(500)
@@ -174,7 +174,7 @@ async def test_record_prices_uses_the_same_few_statements_for_1_or_500_cryptos(
     many = list(sent_sql)
 
     assert updated == {c.crypto_id for c in coins}
-    assert len(one) == len(many) == 4, many
+    assert len(one) == len(many) == 5, many
     per_crypto = await rows(
         "SELECT crypto_id, count(*) AS n, max(price) AS top FROM price_history GROUP BY crypto_id"
     )

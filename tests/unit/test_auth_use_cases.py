@@ -1,5 +1,7 @@
 """Login behind the throttle, closed registration, and tokens of users that exist."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from application.authenticate import Authenticate
@@ -134,7 +136,9 @@ async def test_a_token_counts_only_while_its_user_exists(users, hasher):
     tokens = CountingTokens()
     await RegisterUser(users, hasher, tokens).create("alice", "correct horse")
     authenticate = Authenticate(tokens, users)
-    assert await authenticate("token-for-1") == 1
+    principal = await authenticate("token-for-1")
+    assert principal.user_id == 1
+    assert principal.expires_at == datetime.fromtimestamp(tokens.expires_at, UTC)
     for token in ("token-for-2", "token-for-0"):
         with pytest.raises(InvalidToken) as refusal:
             await authenticate(token)

@@ -135,7 +135,7 @@ async def test_a_token_used_before_is_refused_by_the_guard_once_expired(tokens, 
     user = await users.add("alice", "hash")
     authenticate = Authenticate(tokens, users)
     token = tokens.issue(user.id)
-    assert await authenticate(token) == user.id
+    assert (await authenticate(token)).user_id == user.id
 
     clock.now += timedelta(seconds=LIFETIME)
     with pytest.raises(InvalidToken, match=r"^token expired$"):

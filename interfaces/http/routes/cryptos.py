@@ -10,6 +10,8 @@ from sanic.response import json
 from interfaces.http.auth import require_user
 from interfaces.http.bodies import json_object, string_field
 from interfaces.http.presenters import crypto_json, history_json, stats_json
+from interfaces.http.price_stream import stream_prices, wants_event_stream
+from interfaces.http.rendered import RenderedBodies
 from interfaces.http.schemas import (
     Crypto,
     CryptoEnvelope,
@@ -19,6 +21,7 @@ from interfaces.http.schemas import (
     Stats,
     SymbolBody,
     answers,
+    answers_with_stream,
     body,
     fails,
     retry_after,
@@ -32,6 +35,8 @@ bp.on_request(require_user)
 secured = token_required  # documents the bearer token and its 401 in /docs
 UPSTREAM_FAILED = (500, "CoinGecko failed or is rate limited (then with Retry-After)")
 log = logging.getLogger(__name__)
+# Per worker: the read model hands out the same objects until they change.
+RENDERED = RenderedBodies()
 
 
 def log_change(request: Request, action: str, symbol: object) -> None:
@@ -42,12 +47,22 @@ def log_change(request: Request, action: str, symbol: object) -> None:
 
 @bp.get("")
 @secured
-@answers(200, CryptoList, "every tracked crypto")
+@answers_with_stream(200, CryptoList, "every tracked crypto, or their live stream")
 @fails(503)
-async def list_cryptos(request: Request) -> HTTPResponse:
-    """Every tracked crypto, ordered by symbol."""
+async def list_cryptos(request: Request) -> HTTPResponse | None:
+    """Every tracked crypto, ordered by symbol.
+
+    With `Accept: text/event-stream`, a live stream of Server-Sent Events instead:
+    `snapshot` ({"cryptos": [...]}) at once, then `price` ({"symbol", "current_price",
+    "last_updated"}) for each price a poll cycle or a refresh commits, `added` (the
+    crypto object) and `removed` ({"symbol"}), with a comment line every 15 s. It
+    ends when the token expires. Past the server's limit of open streams, 503.
+    """
+    if wants_event_stream(request):
+        await stream_prices(request, request.app.ctx.wiring.settings.stream_heartbeat_seconds)
+        return None
     cryptos = await services(request).list_cryptos()
-    return json({"cryptos": [crypto_json(c) for c in cryptos]})
+    return RENDERED.response(cryptos, lambda: {"cryptos": [crypto_json(c) for c in cryptos]})
 
 
 @bp.post("")
@@ -84,7 +99,8 @@ async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
     {"symbol": "BTC", "name": "Bitcoin", "current_price": 45000.5,
     "last_updated": "2024-01-01T12:00:00Z"}
     """
-    return json(crypto_json(await services(request).get_crypto(symbol)))
+    crypto = await services(request).get_crypto(symbol)
+    return RENDERED.response(crypto, lambda: crypto_json(crypto))
 
 
 @bp.put("/<symbol:str>/refresh")
@@ -108,7 +124,7 @@ async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
 async def price_history(request: Request, symbol: str) -> HTTPResponse:
     """Stored prices, oldest first."""
     ticker, points = await services(request).price_history(symbol)
-    return json(history_json(ticker, points))
+    return RENDERED.response(points, lambda: history_json(ticker, points))
 
 
 @bp.get("/<symbol:str>/stats")
@@ -119,7 +135,7 @@ async def price_history(request: Request, symbol: str) -> HTTPResponse:
 async def price_stats(request: Request, symbol: str) -> HTTPResponse:
     """Min, max, average and change over the stored history."""
     ticker, stats = await services(request).price_stats(symbol)
-    return json(stats_json(ticker, stats))
+    return RENDERED.response(stats, lambda: stats_json(ticker, stats))
 
 
 @bp.delete("/<symbol:str>")

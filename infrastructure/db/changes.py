@@ -1,0 +1,74 @@
+"""What a write tells every server on commit: a PostgreSQL NOTIFY on one channel.
+
+Each write transaction (add, delete, and every price batch: a poll cycle or a refresh)
+sends one notification in the same transaction, so PostgreSQL delivers it on commit,
+in commit order, to every listening connection of every worker and replica, and never
+for a write that rolled back. Each worker's read model
+(``infrastructure.read_model.live``) applies them.
+
+The payload is JSON naming what changed, never the data itself (a NOTIFY payload is at
+most 8000 bytes):
+
+- ``{"kind": "added", "ids": [7]}`` and ``{"kind": "removed", "ids": [7]}``;
+- ``{"kind": "prices", "ids": [1, 2], "since": "<ISO 8601>"}``: these cryptos got
+  history rows stamped ``since`` or later (a batch over more than ``MAX_IDS`` cryptos
+  says ``"ids": null``: every crypto may have);
+- ``{"kind": "sync", "token": "..."}``: no change; a worker that just wrote sends it
+  and waits for it to come back, so that its own read model has applied the write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+CHANNEL = "cps_cryptos"
+# 500 ids and the rest of a payload stay far below PostgreSQL's 8000 bytes.
+MAX_IDS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: str  # added, removed, prices or sync
+    ids: tuple[int, ...] | None = None  # None: any crypto (a big price batch)
+    since: datetime | None = None
+    token: str | None = None
+
+
+def prices_payload(ids: Sequence[int], since: datetime) -> str:
+    listed = list(ids) if len(ids) <= MAX_IDS else None
+    return json.dumps({"kind": "prices", "ids": listed, "since": since.isoformat()})
+
+
+def sync_payload(token: str) -> str:
+    return json.dumps({"kind": "sync", "token": token})
+
+
+def parse(payload: str) -> Change:
+    """Raises ValueError for a payload this version does not know."""
+    try:
+        data: Any = json.loads(payload)
+        kind = data["kind"]
+        ids = data.get("ids")
+        since = data.get("since")
+        return Change(
+            kind=kind,
+            ids=None if ids is None else tuple(int(i) for i in ids),
+            since=None if since is None else datetime.fromisoformat(since),
+            token=data.get("token"),
+        )
+    except (TypeError, KeyError, ValueError) as error:
+        raise ValueError(f"not a change notification: {payload[:200]!r}") from error
+
+
+def announce(kind: str, id_expression: str) -> str:
+    """A pg_notify call for one crypto's add or removal, to put inside the statement
+    that makes it (so that it stays one statement)."""
+    payload = f"json_build_object('kind', '{kind}', 'ids', json_build_array({id_expression}))"
+    return f"pg_notify('{CHANNEL}', {payload}::text)"
+
+
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', $1)"
