@@ -158,7 +158,10 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
+async def site(
+    request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Site]:
+    """The module's server; a module may set SERVER_ENV, settings of its own."""
     await truncate_tables(database_url)
     await seed_day_of_history(database_url)
     data_dir = tmp_path_factory.mktemp("browser-server")
@@ -172,6 +175,7 @@ async def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> A
             REDIS_URL=redis_url,
             REDIS_KEY_PREFIX=prefix,
             PRICE_POLLER_ENABLED="false",
+            **getattr(request.module, "SERVER_ENV", {}),
         )
         try:
             async with running_server(env, data_dir / "server.log") as server:

@@ -796,12 +796,14 @@
     document.title = `${crypto.symbol} · Crypto Price Server`;
   }
 
-  // A price from the stream: appended unless it is stored already (the page's own
-  // refresh, or a reload that came first); the newest HISTORY_KEPT are kept.
+  // A price from the stream: appended unless a reload that answered after its commit
+  // has it already (the same time and price: times are to the second, so two prices
+  // in one second are two points); the newest HISTORY_KEPT are kept.
   function addPoint(point) {
     const time = new Date(point.timestamp).getTime();
     if (!Number.isFinite(time) || !isNumber(point.price)) return false;
-    if (detail.history.some((p) => new Date(p.timestamp).getTime() === time)) return false;
+    const known = (p) => p.price === point.price && new Date(p.timestamp).getTime() === time;
+    if (detail.history.some(known)) return false;
     detail.history.push(point);
     detail.history.sort((a, b) => new Date(a.timestamp) - new Date(b.timestamp));
     detail.history = detail.history.slice(-HISTORY_KEPT);
