@@ -321,3 +321,34 @@ async def test_a_stream_refused_with_401_goes_back_to_log_in(page: Page, site: S
     await expect(page.locator("#auth-message")).to_have_text(
         "Your session has expired, please log in again."
     )
+
+
+async def test_while_the_stream_is_refused_the_page_asks_every_30_s(
+    page: Page, site: Site, width: str, allowed_errors
+):
+    """503 (too many streams): the page falls back to asking GET /crypto every 30 s
+    (on the page's own clock, moved on by the test) and keeps trying the stream."""
+    allowed_errors.append(re.compile(r"^Failed to load resource: .* status of 503"))
+    username, auth = await site.register()
+    await site.track(auth, "BTC")
+    refused: list[str] = []
+
+    async def too_many(route: Route) -> None:
+        if "text/event-stream" in (route.request.headers.get("accept") or ""):
+            refused.append(route.request.url)
+            await route.fulfill(status=503, json={"error": "too many live streams"})
+        else:
+            await route.continue_()
+
+    await page.route("**/crypto", too_many)
+    await page.clock.install()
+    await page.goto("/")
+    await log_in(page, username)
+    await expect(page.locator("#live")).to_have_text("Reconnecting…")
+    await expect(row(page, "BTC")).to_be_visible()
+
+    # Nothing but the 30 s timer reloads the list: the stream is refused, nobody navigates.
+    await site.new_price(auth, "bitcoin", "BTC", 72_000.5)
+    await page.clock.run_for(31_000)
+    await expect(row(page, "BTC").locator(".price")).to_have_attribute("data-value", "72000.5")
+    assert len(refused) > 1  # and it tried the stream again meanwhile

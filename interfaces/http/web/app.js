@@ -965,7 +965,7 @@
       ui.chartReadout.textContent = "";
       return;
     }
-    const height = Math.round(Math.min(360, Math.max(220, width * 0.5)));
+    const height = Math.round(Math.min(360, Math.max(260, width * 0.5)));
     const prices = points.map((p) => p.price);
     let low = Math.min(...prices);
     let high = Math.max(...prices);
