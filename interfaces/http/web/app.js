@@ -524,6 +524,7 @@
       detail.crypto.last_updated = at;
       renderDetailHeading();
     }
+    if (streamed) streamed.push({ price, timestamp: at });
     if (addPoint({ price, timestamp: at })) renderHistory();
     if (detail.tab === "stats") loadStats(symbol).catch((error) => report(error));
   }
@@ -695,6 +696,9 @@
   // ---- one crypto: its history and its statistics -----------------------------------
 
   const detail = { symbol: null, tab: null, crypto: null, history: [], missing: false };
+  // Prices the stream sent while the history was being fetched: the answer may have
+  // left the server before they were stored, so they are added to it again.
+  let streamed = null;
 
   async function openDetail(symbol, tab) {
     const same = detail.symbol === symbol;
@@ -732,6 +736,8 @@
     const count = renderCount;
     let crypto;
     let history;
+    const since = tab === "history" ? [] : null;
+    streamed = since;
     try {
       [crypto, history] = await Promise.all([
         api("GET", cryptoPath(symbol)),
@@ -744,6 +750,8 @@
         return;
       }
       throw error;
+    } finally {
+      if (streamed === since) streamed = null;
     }
     if (detail.symbol !== symbol || count !== renderCount) return; // another view meanwhile
     lastLoad = Date.now();
@@ -752,6 +760,7 @@
     renderDetailHeading();
     if (history) {
       detail.history = history.history.slice(-HISTORY_KEPT);
+      for (const point of since) addPoint(point);
       renderHistory();
     }
     showPanel();
