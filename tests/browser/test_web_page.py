@@ -42,7 +42,7 @@ async def test_register_track_refresh_delete_and_log_out(page: Page, site: Site,
     await expect(page.locator("#auth-view")).to_be_visible()
     await screenshot(page, "login", width)
 
-    username = f"reg-{width}-{id(page) % 100_000}"
+    username = f"alice-{width}"  # the module's database starts empty
     await page.fill("#username", username)
     await page.fill("#password", PASSWORD)
     await page.get_by_role("button", name="Register").click()
@@ -93,7 +93,7 @@ async def test_register_track_refresh_delete_and_log_out(page: Page, site: Site,
 
 
 async def test_history_and_stats_show_what_the_api_stores(page: Page, site: Site, width: str):
-    username, auth = await site.register()
+    username, auth = await site.register(f"bob-{width}")  # named in the screenshots
     symbol = SEEDED[0]  # a day of prices, every 30 min
 
     await page.goto("/")
