@@ -227,7 +227,7 @@ def bootstrap(
     login_throttle = build_login_throttle(settings)  # shared through Redis too, if any
     feed = BroadcastFeed(settings.stream_max_clients)
     read_model = LiveReadModel(
-        settings.database_url or "",
+        settings.listen_database_url or settings.database_url or "",
         settings.history_limit,
         notify=notify_change,
         publish=feed.publish,

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
 
     # repr=False: a logged or printed Settings never shows a password or a secret.
     database_url: str | None = Field(None, repr=False)
+    listen_database_url: str | None = Field(None, repr=False)
     redis_url: str | None = Field(None, repr=False)
     jwt_secret: str | None = Field(None, repr=False)
     jwt_expires_seconds: int = Field(3600, ge=1, le=31_536_000)
@@ -68,7 +69,9 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(600, ge=1, le=86_400)
     proxies_count: int = Field(0, ge=0, le=10)
     stream_max_clients: int = Field(1000, ge=0, le=100_000)
-    stream_heartbeat_seconds: float = Field(15.0, ge=0.1, le=3600.0)
+    stream_heartbeat_seconds: float = Field(
+        15.0, ge=0.1, le=50.0
+    )  # < Sanic's 60 s RESPONSE_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,7 +118,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "listen_database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgres://", "postgresql://")):

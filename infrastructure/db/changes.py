@@ -10,9 +10,9 @@ The payload is JSON naming what changed, never the data itself (a NOTIFY payload
 most 8000 bytes):
 
 - ``{"kind": "added", "ids": [7]}`` and ``{"kind": "removed", "ids": [7]}``;
-- ``{"kind": "prices", "ids": [1, 2], "since": "<ISO 8601>"}``: these cryptos got
-  history rows stamped ``since`` or later (a batch over more than ``MAX_IDS`` cryptos
-  says ``"ids": null``: every crypto may have);
+- ``{"kind": "prices", "ids": [1, 2], "since": "<ISO 8601>", "keep": 100}``: these
+  cryptos got history rows stamped ``since`` or later, and keep their newest ``keep``
+  (a batch over more than ``MAX_IDS`` cryptos says ``"ids": null``: any may have);
 - ``{"kind": "sync", "token": "..."}``: no change; a worker that just wrote sends it
   and waits for it to come back, so that its own read model has applied the write.
 """
@@ -35,12 +35,13 @@ class Change:
     kind: str  # added, removed, prices or sync
     ids: tuple[int, ...] | None = None  # None: any crypto (a big price batch)
     since: datetime | None = None
+    keep: int | None = None
     token: str | None = None
 
 
-def prices_payload(ids: Sequence[int], since: datetime) -> str:
+def prices_payload(ids: Sequence[int], since: datetime, keep: int) -> str:
     listed = list(ids) if len(ids) <= MAX_IDS else None
-    return json.dumps({"kind": "prices", "ids": listed, "since": since.isoformat()})
+    return json.dumps({"kind": "prices", "ids": listed, "since": since.isoformat(), "keep": keep})
 
 
 def sync_payload(token: str) -> str:
@@ -54,10 +55,12 @@ def parse(payload: str) -> Change:
         kind = data["kind"]
         ids = data.get("ids")
         since = data.get("since")
+        keep = data.get("keep")
         return Change(
             kind=kind,
             ids=None if ids is None else tuple(int(i) for i in ids),
             since=None if since is None else datetime.fromisoformat(since),
+            keep=None if keep is None else int(keep),
             token=data.get("token"),
         )
     except (TypeError, KeyError, ValueError) as error:

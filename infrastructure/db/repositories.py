@@ -241,7 +241,7 @@ class TortoiseCryptoRepository:
             await conn.execute(_UPDATE_PRICES, ids, prices, times)
             await conn.execute(_INSERT_HISTORY, ids, prices, times)
             await conn.execute(_TRIM_HISTORY, present, keep)
-            await conn.execute(NOTIFY, prices_payload(present, min(times)))
+            await conn.execute(NOTIFY, prices_payload(present, min(times), keep))
         return set(present)
 
     async def tracked_coins(self) -> list[TrackedCoin]:

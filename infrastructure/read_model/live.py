@@ -14,8 +14,10 @@ The consistency it promises:
 - A worker that writes waits in ``sync()`` until its own listener has applied the
   write, so it answers the new state right away; every other worker applies it as
   soon as PostgreSQL delivers the notification (a millisecond or so).
-- A connection that stops answering without closing (a network partition) is found
-  by a heartbeat query every ``heartbeat`` seconds; until then the set may lag.
+- A connection that stops answering without closing (a network partition, a paused
+  server) is found by a heartbeat query every ``heartbeat`` seconds that must answer
+  within ``heartbeat_timeout``; until then the set may lag (when the whole server is
+  paused nothing can commit, so it does not).
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ class LiveReadModel:
         query_timeout: float = 30.0,
         connect_timeout: float = 5.0,
         heartbeat: float = 5.0,
+        heartbeat_timeout: float = 2.0,
         sync_timeout: float = 2.0,
         max_retry_delay: float = 5.0,
     ) -> None:
@@ -134,6 +137,7 @@ class LiveReadModel:
         self._publish = publish or (lambda events: None)
         self._query_timeout = query_timeout
         self._heartbeat = heartbeat
+        self._heartbeat_timeout = heartbeat_timeout
         self._sync_timeout = sync_timeout
         self._max_retry_delay = max_retry_delay
         self._live = False
@@ -241,7 +245,7 @@ class LiveReadModel:
                 async with asyncio.timeout(self._heartbeat):
                     payload = await inbox.get()
             except TimeoutError:
-                await conn.fetchval("SELECT 1", timeout=self._query_timeout)
+                await conn.fetchval("SELECT 1", timeout=self._heartbeat_timeout)
                 continue
             if payload is None:
                 raise ConnectionError("the listening connection was closed")
@@ -267,7 +271,7 @@ class LiveReadModel:
                 rows = await conn.fetch(_PRICES, ids, change.since, timeout=self._query_timeout)
                 states = _price_states(rows)
                 unknown = [s.crypto_id for s in states if not self.store.holds(s.crypto_id)]
-                self._emit(self.store.apply_prices(states))
+                self._emit(self.store.apply_prices(states, change.keep))
                 if unknown:  # not held (never expected: an add is delivered first)
                     await self._load(conn, unknown)
 

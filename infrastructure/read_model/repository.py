@@ -29,7 +29,7 @@ class ReadModelCryptoRepository:
         return await self._db.get(symbol)
 
     async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
-        if self._model.live and limit <= self._model.store.keep:
+        if self._model.live and 1 <= limit <= self._model.store.keep:
             return self._model.store.history(symbol, limit)
         return await self._db.history(symbol, limit)
 

@@ -84,10 +84,15 @@ class _Entry:
         self.row_ids.insert(at, row.row_id)
         self.times.insert(at, row.at_us)
         self.prices.insert(at, row.price)
+        self.trim(keep)
+        return True
+
+    def trim(self, keep: int) -> bool:
+        """Keep the newest ``keep`` rows; whether any went."""
         extra = len(self.row_ids) - keep
         if extra > 0:
             del self.row_ids[:extra], self.times[:extra], self.prices[:extra]
-        return True
+        return extra > 0
 
 
 class TrackedSet:
@@ -179,8 +184,13 @@ class TrackedSet:
             events += self._difference(old, state.crypto)
         return events
 
-    def apply_prices(self, states: Iterable[PriceState]) -> list[PriceEvent]:
-        """A price batch's new rows and current prices, for cryptos held here."""
+    def apply_prices(
+        self, states: Iterable[PriceState], keep: int | None = None
+    ) -> list[PriceEvent]:
+        """A price batch's new rows and current prices, for cryptos held here. The
+        batch trimmed each crypto's history to ``keep`` rows (this set's own when None;
+        never more than that are held)."""
+        keep = self.keep if keep is None else min(keep, self.keep)
         events: list[PriceEvent] = []
         for state in states:
             entry = self._by_id.get(state.crypto_id)
@@ -188,7 +198,8 @@ class TrackedSet:
                 continue
             changed = False
             for row in state.rows:
-                changed |= entry.insert(row, self.keep)
+                changed |= entry.insert(row, keep)
+            changed |= entry.trim(keep)
             crypto = entry.crypto
             if (crypto.current_price, crypto.last_updated) != (
                 state.current_price,

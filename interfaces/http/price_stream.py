@@ -2,7 +2,8 @@
 
 Server-Sent Events: ``snapshot`` (the whole tracked set) on connect, then ``price``,
 ``added`` and ``removed`` as each write commits, and a comment every
-STREAM_HEARTBEAT_SECONDS so that proxies keep a quiet stream open. The stream ends
+STREAM_HEARTBEAT_SECONDS so that proxies keep a quiet stream open (and so does Sanic:
+its RESPONSE_TIMEOUT, 60 s, counts from the last bytes sent or received). The stream ends
 when the token expires, when the server stops, or when the client falls too far
 behind; a client reconnects and gets a new snapshot.
 """
@@ -19,7 +20,6 @@ from sanic.helpers import json_dumps
 from domain.errors import FeedClosed
 from domain.events import PriceEvent
 from interfaces.http.presenters import crypto_json, event_json
-from interfaces.http.sanic_fixes import keep_response_alive
 from interfaces.http.services import services
 
 MEDIA_TYPE = "text/event-stream"
@@ -77,7 +77,6 @@ async def stream_prices(request: Request, heartbeat_seconds: float) -> None:
                 await response.send(render(batch))
             elif time.time() < expires_at:
                 await response.send(HEARTBEAT)
-            keep_response_alive(request)
         await response.eof()
     finally:
         subscription.close()

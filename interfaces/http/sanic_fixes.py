@@ -1,6 +1,5 @@
 """Workarounds for Sanic 25.12 bugs in its worker manager (the main process of
-``sanic --workers N``): ``apply()`` them before serving. ``keep_response_alive`` (at
-the end) works around its response timeout for streamed responses.
+``sanic --workers N``): ``apply()`` them before serving.
 
 1. sanic-org/sanic#2997: a SIGINT or SIGTERM that reaches the main process while it
    waits for its workers' start-up acknowledgement hangs it for ever: ``wait_for_ack``
@@ -49,11 +48,10 @@ import signal
 from contextlib import suppress
 from functools import partial
 from multiprocessing.managers import Server, SyncManager
-from time import monotonic as current_time  # what Sanic's protocols stamp _time with
 from types import FrameType
 from typing import Any
 
-from sanic import Request, Sanic
+from sanic import Sanic
 from sanic.exceptions import ServerKilled
 from sanic.log import logger as sanic_logger
 from sanic.mixins import startup
@@ -214,15 +212,3 @@ def apply(app: Sanic) -> None:
     Sanic.stop = _stop_remembered  # type: ignore[method-assign]
     # Lowest priority: after every other start-up listener.
     app.listener(_stop_if_asked_during_start_up, "after_server_start", priority=-10_000)
-
-
-def keep_response_alive(request: Request) -> None:
-    """Tell Sanic that a streamed response is still being written.
-
-    Sanic's RESPONSE_TIMEOUT (60 s) counts from the last bytes *received* on the
-    connection, so it cancels any response streamed for longer, however busy: a live
-    stream would end every minute. Each write of the stream calls this, resetting
-    that clock as incoming data would; the timeout still ends a handler that hangs.
-    """
-    protocol = request.transport.get_protocol()
-    protocol._time = current_time()

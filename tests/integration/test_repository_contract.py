@@ -5,6 +5,8 @@ show (races, locks, statement counts, lost connections) is in test_repositories.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,8 +16,15 @@ import pytest
 from domain.errors import CryptoAlreadyTracked, UsernameTaken
 from domain.model import PricePoint, PriceUpdate, Ticker, TrackedCoin
 from domain.ports import CryptoRepository, UserRepository
-from infrastructure.db.repositories import TortoiseCryptoRepository, TortoiseUserRepository
+from infrastructure.db.repositories import (
+    TortoiseCryptoRepository,
+    TortoiseUserRepository,
+    notify_change,
+)
+from infrastructure.read_model.live import LiveReadModel
+from infrastructure.read_model.repository import ReadModelCryptoRepository
 from tests.support.cryptos import T0, at, crypto
+from tests.support.database import tortoise_session, truncate_tables
 from tests.unit.fakes import InMemoryCryptoRepository, InMemoryUserRepository
 
 KEEP = 100
@@ -32,13 +41,36 @@ class Store:
     params=[
         pytest.param("memory"),
         pytest.param("postgres", marks=pytest.mark.integration),
+        pytest.param("read model", marks=pytest.mark.integration),
     ]
 )
-def store(request: pytest.FixtureRequest) -> Store:
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "memory":
-        return Store(InMemoryCryptoRepository(), InMemoryUserRepository())
-    request.getfixturevalue("db")  # a fresh, emptied database, Tortoise on it
-    return Store(TortoiseCryptoRepository(), TortoiseUserRepository())
+        yield Store(InMemoryCryptoRepository(), InMemoryUserRepository())
+        return
+    # What the db fixture does (an async fixture cannot be asked for from here).
+    url = request.getfixturevalue("database_url")
+    await truncate_tables(url)
+    async with tortoise_session(url), backend(request.param, url) as found:
+        yield found
+    await truncate_tables(url)
+
+
+@asynccontextmanager
+async def backend(kind: str, url: str) -> AsyncIterator[Store]:
+    if kind == "postgres":
+        yield Store(TortoiseCryptoRepository(), TortoiseUserRepository())
+        return
+    # Reads from a worker's read model: each write returns once the model has it.
+    model = LiveReadModel(url, KEEP, notify=notify_change)
+    await model.start()
+    try:
+        assert await model.wait_live(within=30)
+        repository = ReadModelCryptoRepository(TortoiseCryptoRepository(), model)
+        yield Store(repository, TortoiseUserRepository())
+        assert model.live, "the read model went down during the test: reads were not its"
+    finally:
+        await model.stop()
 
 
 async def track(store: Store, symbol: str, price: float = 100.0) -> int:

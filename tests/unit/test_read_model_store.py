@@ -1,0 +1,136 @@
+"""The read model's tracked set: the database's history rules, applied in memory, and
+the events each change makes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from domain.events import CryptoAdded, CryptoRemoved, PriceChanged
+from domain.model import PricePoint, PriceStats, Ticker
+from infrastructure.read_model.store import (
+    CryptoState,
+    HistoryRow,
+    PriceState,
+    TrackedSet,
+    micros,
+    moment,
+)
+from tests.support.cryptos import at, crypto
+
+BTC, ETH = Ticker("BTC"), Ticker("ETH")
+
+
+def stored(symbol: str, crypto_id: int, price: float = 100.0, seconds: int = 0):
+    return replace(crypto(symbol, price, at(seconds)), id=crypto_id)
+
+
+def row(row_id: int, seconds: int, price: float) -> HistoryRow:
+    return HistoryRow(row_id, micros(at(seconds)), price)
+
+
+def state(symbol: str, crypto_id: int, *rows: HistoryRow) -> CryptoState:
+    last = rows[-1] if rows else row(0, 0, 100.0)
+    return CryptoState(stored(symbol, crypto_id, last.price, 0), list(rows))
+
+
+def prices(tracked: TrackedSet, symbol: Ticker = BTC) -> list[float]:
+    points = tracked.history(symbol, tracked.keep)
+    assert points is not None
+    return [p.price for p in points]
+
+
+def test_micros_and_moment_are_exact_inverses():
+    for seconds in (0, 1, 86_399, 10**9):
+        when = at(seconds).replace(microsecond=123_457)
+        assert moment(micros(when)) == when
+
+
+def test_rows_are_kept_in_time_then_id_order_and_trimmed_to_the_newest():
+    tracked = TrackedSet(keep=3)
+    tracked.upsert([state("BTC", 1, row(10, 10, 1.0))])
+    assert tracked.apply_prices([PriceState(1, 3.0, at(30), [row(30, 30, 3.0)])])
+    # A slower commit of an older time arrives later: it goes in its place.
+    tracked.apply_prices([PriceState(1, 3.0, at(30), [row(20, 20, 2.0)])])
+    assert prices(tracked) == [1.0, 2.0, 3.0]
+    # Same second, ids decide; then the oldest goes.
+    tracked.apply_prices([PriceState(1, 3.0, at(30), [row(31, 30, 3.5), row(29, 30, 2.5)])])
+    assert prices(tracked) == [2.5, 3.0, 3.5]
+    assert tracked.history(BTC, 2) == [
+        PricePoint(3.0, at(30)),
+        PricePoint(3.5, at(30)),
+    ]
+
+
+def test_applying_rows_again_changes_nothing_and_tells_nothing():
+    tracked = TrackedSet(keep=5)
+    tracked.upsert([state("BTC", 1, row(1, 0, 1.0))])
+    batch = [PriceState(1, 2.0, at(10), [row(2, 10, 2.0)])]
+    assert tracked.apply_prices(batch) == [PriceChanged(BTC, 2.0, at(10))]
+    before = tracked.history(BTC, 5)
+    assert tracked.apply_prices(batch) == []
+    assert tracked.history(BTC, 5) is before  # unchanged: the same object
+
+
+def test_a_smaller_keep_of_a_batch_trims_to_it():
+    tracked = TrackedSet(keep=5)
+    tracked.upsert([state("BTC", 1, *(row(i, i, float(i)) for i in range(1, 6)))])
+    tracked.apply_prices([PriceState(1, 6.0, at(6), [row(6, 6, 6.0)])], keep=2)
+    assert prices(tracked) == [5.0, 6.0]
+
+
+def test_reads_hand_out_the_same_objects_until_a_change():
+    tracked = TrackedSet(keep=5)
+    tracked.upsert([state("BTC", 1, row(1, 0, 1.0)), state("ETH", 2, row(2, 0, 5.0))])
+    listed, history, stats = tracked.list(), tracked.history(BTC, 5), tracked.stats(BTC)
+    assert [c.symbol for c in listed] == [BTC, ETH]
+    assert tracked.list() is listed
+    assert tracked.history(BTC, 5) is history
+    assert tracked.stats(BTC) is stats
+    tracked.apply_prices([PriceState(1, 2.0, at(10), [row(3, 10, 2.0)])])
+    assert tracked.list() is not listed
+    assert tracked.history(BTC, 5) is not history
+    assert tracked.stats(BTC) == PriceStats.of(2.0, [1.0, 2.0])
+    assert tracked.stats(ETH) is not None
+
+
+def test_events_of_adds_removals_and_a_full_reload():
+    tracked = TrackedSet(keep=5)
+    btc, eth = state("BTC", 1, row(1, 0, 1.0)), state("ETH", 2, row(2, 0, 5.0))
+    assert tracked.upsert([btc, eth]) == [CryptoAdded(btc.crypto), CryptoAdded(eth.crypto)]
+    assert tracked.remove([2, 99]) == [CryptoRemoved(ETH)]
+    assert tracked.get(ETH) is None and tracked.history(ETH, 5) is None
+
+    # While the listener was down: BTC's price moved, ETH was added again (a new id),
+    # and DOGE came and went. The reload tells the difference, removals first.
+    moved = CryptoState(replace(btc.crypto, current_price=2.0, last_updated=at(10)), [])
+    eth_again = state("ETH", 3, row(4, 0, 6.0))
+    tracked.upsert([state("DOGE", 4)])
+    events = tracked.replace_all([moved, eth_again])
+    assert events == [
+        CryptoRemoved(Ticker("DOGE")),
+        PriceChanged(BTC, 2.0, at(10)),
+        CryptoAdded(eth_again.crypto),
+    ]
+    assert tracked.ids() == [1, 3]
+
+
+def test_a_symbol_added_again_under_a_new_id_replaces_the_old_one():
+    tracked = TrackedSet(keep=5)
+    first, second = state("BTC", 1, row(1, 0, 1.0)), state("BTC", 7, row(9, 0, 9.0))
+    tracked.upsert([first])
+    assert tracked.upsert([second]) == [CryptoRemoved(BTC), CryptoAdded(second.crypto)]
+    assert tracked.ids() == [7]
+    assert prices(tracked) == [9.0]
+
+
+def test_prices_of_cryptos_not_held_are_ignored():
+    tracked = TrackedSet(keep=5)
+    assert tracked.apply_prices([PriceState(5, 1.0, at(0), [row(1, 0, 1.0)])]) == []
+    assert len(tracked) == 0
+
+
+def test_keep_below_one_is_refused():
+    with pytest.raises(ValueError):
+        TrackedSet(keep=0)
