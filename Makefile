@@ -48,7 +48,7 @@ VALIDATE = $(BIN)/kubernetes-validate --strict --quiet --kubernetes-version $(K8
 KUBE_CONTEXT = context=$$($(KUBECTL) config current-context) || { echo "make $@: \`$(KUBECTL) config current-context\` failed: install kubectl (or make install) and point it at a cluster" >&2; exit 1; }; echo "kubectl context: $$context"
 LOCAL_CLUSTER = kind-* | minikube
 
-.PHONY: help install run test fuzz migrate lint format bench clean clean-data start stop manifests
+.PHONY: help install run test screenshots fuzz migrate lint format bench clean clean-data start stop manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -69,6 +69,9 @@ run: $(STAMP) ## serve on HOST:PORT (embedded PostgreSQL and cache unless DATABA
 
 test: $(STAMP) ## run the whole test suite (PYTEST_ARGS="-x -k name" to narrow it)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+screenshots: $(STAMP) ## run the browser tests and keep their screenshots in docs/screenshots (the README's)
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
 
 fuzz: $(STAMP) ## schemathesis with every check against a live server (scratch database) for FUZZ_SECONDS
 	$(BIN)/python -m tests.fuzz.run_fuzz --seconds $(FUZZ_SECONDS)
