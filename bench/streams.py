@@ -49,7 +49,7 @@ from bench.goals import (
 )
 from domain.model import PriceUpdate
 from infrastructure.db.repositories import TortoiseCryptoRepository
-from infrastructure.read_model.live import _LOAD, LiveReadModel, _states
+from infrastructure.read_model.live import _LOAD_PAGE, LiveReadModel, _states
 from infrastructure.read_model.store import TrackedSet
 from tests.support.database import tortoise_session
 from tests.support.live_server import free_port, sanic_command
@@ -299,11 +299,11 @@ async def load_model(database_url: str) -> LiveReadModel:
 
 async def tracked_set_alone(url: str) -> float:
     """MiB tracemalloc counts for a ``TrackedSet`` loaded from the listener's own query
-    and rows (``live._LOAD``, ``live._states``), with the rows dropped afterwards."""
+    and rows (``live._LOAD_PAGE``, ``live._states``), with the rows dropped afterwards."""
     base = tracemalloc.get_traced_memory()[0]
     conn = await connect(url)
     try:
-        rows = await conn.fetch(_LOAD, BIG_HISTORY, None)
+        rows = await conn.fetch(_LOAD_PAGE, BIG_HISTORY, 0, BIG_CRYPTOS)  # one page: all
     finally:
         await conn.close()
     store = TrackedSet(BIG_HISTORY)

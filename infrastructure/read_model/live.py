@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import uuid
+from array import array
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -48,7 +49,8 @@ log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "cps-read-model"
 
-# Cryptos with their newest $1 history rows; all of them when $2 is NULL.
+# Cryptos with their newest $1 history rows, as arrays: each page (by id) of a full
+# load, or the cryptos named.
 _LOAD = """
 SELECT c.id, c.symbol, c.coin_id, c.name, c.current_price, c.last_updated,
        h.row_ids, h.times, h.prices
@@ -64,8 +66,13 @@ LEFT JOIN LATERAL (
         LIMIT $1
     ) AS newest
 ) AS h ON TRUE
-WHERE $2::int[] IS NULL OR c.id = ANY($2::int[])
+{where}
 """
+_LOAD_PAGE = _LOAD.format(where="WHERE c.id > $2 ORDER BY c.id LIMIT $3")
+_LOAD_IDS = _LOAD.format(where="WHERE c.id = ANY($2::int[])")
+# A full load's page: the rows of one page stay a few MB, where those of 10,000
+# cryptos at once took about 170 MB on top of the set (bench/RESULTS.md).
+PAGE = 500
 
 # A price batch: the cryptos' current prices and their rows stamped $2 or later
 # (rows already held are recognised by id).
@@ -91,10 +98,9 @@ def _states(rows: Sequence[asyncpg.Record]) -> list[CryptoState]:
                 last_updated=r["last_updated"],
                 id=r["id"],
             ),
-            [
-                HistoryRow(*row)
-                for row in zip(r["row_ids"] or (), r["times"] or (), r["prices"] or (), strict=True)
-            ],
+            array("q", r["row_ids"] or ()),
+            array("q", r["times"] or ()),
+            array("d", r["prices"] or ()),
         )
         for r in rows
     ]
@@ -277,13 +283,22 @@ class LiveReadModel:
                     await self._load(conn, unknown)
 
     async def _load_all(self, conn: asyncpg.Connection) -> None:
-        # Its own frame: the fetched rows (several times the set's size) must not stay
-        # referenced from _listen's, which lives as long as the connection.
-        rows = await conn.fetch(_LOAD, self.store.keep, None, timeout=self._query_timeout)
-        self._emit(self.store.replace_all(_states(rows)))
+        """Page by page (a change committed between two pages is queued too, and
+        applied after), then swapped in at once."""
+        states: list[CryptoState] = []
+        after = 0
+        while True:
+            rows = await conn.fetch(
+                _LOAD_PAGE, self.store.keep, after, PAGE, timeout=self._query_timeout
+            )
+            states += _states(rows)
+            if len(rows) < PAGE:
+                break
+            after = rows[-1]["id"]
+        self._emit(self.store.replace_all(states))
 
     async def _load(self, conn: asyncpg.Connection, ids: list[int]) -> None:
-        rows = await conn.fetch(_LOAD, self.store.keep, ids, timeout=self._query_timeout)
+        rows = await conn.fetch(_LOAD_IDS, self.store.keep, ids, timeout=self._query_timeout)
         self._emit(self.store.upsert(_states(rows)))
 
     def _emit(self, events: Sequence[PriceEvent]) -> None:

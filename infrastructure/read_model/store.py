@@ -49,10 +49,24 @@ class HistoryRow:
 
 @dataclass(frozen=True, slots=True)
 class CryptoState:
-    """A crypto as stored, with its newest history rows (oldest first)."""
+    """A crypto as stored, with its newest history rows in (time, row id) order, in the
+    flat arrays the set keeps (it takes them over: a load of 10,000 cryptos then never
+    holds a million row objects)."""
 
     crypto: Crypto  # with its id
-    history: Sequence[HistoryRow]
+    row_ids: array[int]
+    times: array[int]  # micros()
+    prices: array[float]
+
+    @classmethod
+    def of(cls, crypto: Crypto, rows: Iterable[HistoryRow]) -> CryptoState:
+        ordered = sorted(rows, key=lambda r: (r.at_us, r.row_id))
+        return cls(
+            crypto,
+            array("q", [r.row_id for r in ordered]),
+            array("q", [r.at_us for r in ordered]),
+            array("d", [r.price for r in ordered]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,9 +251,8 @@ class TrackedSet:
         return self._id_of(entry.crypto)
 
     def _put(self, state: CryptoState) -> None:
-        entry = _Entry(state.crypto)
-        for row in state.history:
-            entry.insert(row, self.keep)
+        entry = _Entry(state.crypto, state.row_ids, state.times, state.prices)
+        entry.trim(self.keep)
         self._by_symbol[state.crypto.symbol.value] = entry
         self._by_id[self._id_of(state.crypto)] = entry
         self._listed = None

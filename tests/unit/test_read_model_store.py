@@ -32,7 +32,7 @@ def row(row_id: int, seconds: int, price: float) -> HistoryRow:
 
 def state(symbol: str, crypto_id: int, *rows: HistoryRow) -> CryptoState:
     last = rows[-1] if rows else row(0, 0, 100.0)
-    return CryptoState(stored(symbol, crypto_id, last.price, 0), list(rows))
+    return CryptoState.of(stored(symbol, crypto_id, last.price, 0), rows)
 
 
 def prices(tracked: TrackedSet, symbol: Ticker = BTC) -> list[float]:
@@ -104,7 +104,7 @@ def test_events_of_adds_removals_and_a_full_reload():
 
     # While the listener was down: BTC's price moved, ETH was added again (a new id),
     # and DOGE came and went. The reload tells the difference, removals first.
-    moved = CryptoState(replace(btc.crypto, current_price=2.0, last_updated=at(10)), [])
+    moved = CryptoState.of(replace(btc.crypto, current_price=2.0, last_updated=at(10)), [])
     eth_again = state("ETH", 3, row(4, 0, 6.0))
     tracked.upsert([state("DOGE", 4)])
     events = tracked.replace_all([moved, eth_again])
@@ -134,3 +134,9 @@ def test_prices_of_cryptos_not_held_are_ignored():
 def test_keep_below_one_is_refused():
     with pytest.raises(ValueError):
         TrackedSet(keep=0)
+
+
+def test_a_crypto_loaded_with_more_rows_than_keep_holds_the_newest():
+    tracked = TrackedSet(keep=3)
+    tracked.upsert([state("BTC", 1, *(row(i, i, float(i)) for i in range(1, 6)))])
+    assert prices(tracked) == [3.0, 4.0, 5.0]

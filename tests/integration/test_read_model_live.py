@@ -1,0 +1,95 @@
+"""The read model's listener on the real PostgreSQL: a full load in pages, the
+connection lost, a write that does not come back in time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from domain.model import PriceUpdate, Ticker
+from infrastructure.db.config import connect_kwargs
+from infrastructure.db.repositories import TortoiseCryptoRepository, notify_change
+from infrastructure.read_model import live
+from infrastructure.read_model.live import APPLICATION_NAME, LiveReadModel
+from tests.support.clock import wait_until
+from tests.support.cryptos import at
+from tests.support.database import insert_cryptos
+
+pytestmark = pytest.mark.integration
+
+KEEP = 100
+
+
+@pytest.fixture
+async def model(db: str) -> AsyncIterator[LiveReadModel]:
+    started = LiveReadModel(db, KEEP, notify=notify_change, sync_timeout=0.5)
+    await started.start()
+    try:
+        assert await started.wait_live(within=30)
+        yield started
+    finally:
+        await started.stop()
+
+
+async def terminate_listener(url: str) -> None:
+    conn = await asyncpg.connect(**connect_kwargs(url))
+    try:
+        killed = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1 || '%' "
+            "AND datname = current_database() AND pg_terminate_backend(pid, 10000)",
+            APPLICATION_NAME,
+        )
+    finally:
+        await conn.close()
+    assert killed == 1
+
+
+async def test_a_full_load_goes_page_by_page_and_misses_none(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "PAGE", 3)
+    await insert_cryptos(db, *((f"C{i}", f"coin-{i}", f"Coin {i}") for i in range(10)))
+    repo = TortoiseCryptoRepository()
+    coins = await repo.tracked_coins()
+    await repo.record_prices([PriceUpdate(c.crypto_id, 5.0, at(1)) for c in coins], KEEP)
+    model = LiveReadModel(db, KEEP, notify=notify_change)
+    await model.start()
+    try:
+        assert await model.wait_live(within=30)
+        assert model.store.list() == await repo.list()
+        for crypto in await repo.list():
+            assert model.store.history(crypto.symbol, KEEP) == await repo.history(
+                crypto.symbol, KEEP
+            )
+    finally:
+        await model.stop()
+
+
+async def test_a_lost_connection_stops_memory_reads_at_once_and_reloads(
+    model: LiveReadModel, db: str
+) -> None:
+    await insert_cryptos(db, ("BTC", "bitcoin", "Bitcoin"))
+    await terminate_listener(db)  # the set missed that insert: no notification
+    await wait_until(lambda: not model.live, "the model to stop serving")
+    assert await model.wait_live(within=30)
+    found = model.store.get(Ticker("BTC"))  # the reload found what was missed
+    assert found is not None and found.coin_id == "bitcoin"
+
+
+async def test_a_write_that_does_not_come_back_in_time_makes_the_model_reload(
+    db: str,
+) -> None:
+    async def lost(payload: str) -> None:  # the sync notification never arrives
+        pass
+
+    model = LiveReadModel(db, KEEP, notify=lost, sync_timeout=0.2)
+    await model.start()
+    try:
+        assert await model.wait_live(within=30)
+        await model.sync()
+        assert not model.live  # rather than risk a stale answer
+        assert await model.wait_live(within=30)
+    finally:
+        await model.stop()
