@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from domain.model import PriceUpdate, Ticker
-from infrastructure.db.config import connect_kwargs
 from infrastructure.db.repositories import TortoiseCryptoRepository, notify_change
 from infrastructure.read_model import live
-from infrastructure.read_model.live import APPLICATION_NAME, LiveReadModel
+from infrastructure.read_model.live import LiveReadModel
 from tests.support.clock import wait_until
 from tests.support.cryptos import at
 from tests.support.database import insert_cryptos
+from tests.support.read_models import terminate_listeners
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +30,6 @@ async def model(db: str) -> AsyncIterator[LiveReadModel]:
         yield started
     finally:
         await started.stop()
-
-
-async def terminate_listener(url: str) -> None:
-    conn = await asyncpg.connect(**connect_kwargs(url))
-    try:
-        killed = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1 || '%' "
-            "AND datname = current_database() AND pg_terminate_backend(pid, 10000)",
-            APPLICATION_NAME,
-        )
-    finally:
-        await conn.close()
-    assert killed == 1
 
 
 async def test_a_full_load_goes_page_by_page_and_misses_none(
@@ -71,10 +57,11 @@ async def test_a_lost_connection_stops_memory_reads_at_once_and_reloads(
     model: LiveReadModel, db: str
 ) -> None:
     await insert_cryptos(db, ("BTC", "bitcoin", "Bitcoin"))
-    await terminate_listener(db)  # the set missed that insert: no notification
+    # The set missed that insert (no notification); the reload finds it.
+    assert await terminate_listeners(db) == 1
     await wait_until(lambda: not model.live, "the model to stop serving")
     assert await model.wait_live(within=30)
-    found = model.store.get(Ticker("BTC"))  # the reload found what was missed
+    found = model.store.get(Ticker("BTC"))
     assert found is not None and found.coin_id == "bitcoin"
 
 

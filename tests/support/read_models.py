@@ -1,0 +1,36 @@
+"""The read models' listening connections, as PostgreSQL sees them (their
+application_name is ``cps-read-model <pid>``)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from infrastructure.db.config import connect_kwargs
+from infrastructure.read_model.live import APPLICATION_NAME
+
+_OF_THIS_DATABASE = (
+    "FROM pg_stat_activity WHERE application_name LIKE $1 || '%' AND datname = current_database()"
+)
+
+
+async def listeners(database_url: str) -> list[int]:
+    """The backend pids of the listening connections on this database."""
+    conn = await asyncpg.connect(**connect_kwargs(database_url))
+    try:
+        rows = await conn.fetch(f"SELECT pid {_OF_THIS_DATABASE}", APPLICATION_NAME)
+        return [r["pid"] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def terminate_listeners(database_url: str) -> int:
+    """Kill them (pg_terminate_backend); return, with their number, once their
+    backends have exited."""
+    conn = await asyncpg.connect(**connect_kwargs(database_url))
+    try:
+        return await conn.fetchval(
+            f"SELECT count(*) {_OF_THIS_DATABASE} AND pg_terminate_backend(pid, 10000)",
+            APPLICATION_NAME,
+        )
+    finally:
+        await conn.close()
