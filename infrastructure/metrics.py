@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -185,9 +186,18 @@ def observe_stream(opened: bool) -> None:
         STREAM_CLIENTS.dec()
 
 
+@functools.cache  # routes, methods and statuses are few: labels() locks and hashes each call
+def _request_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    return (
+        HTTP_REQUESTS.labels(route, method, str(status)),
+        HTTP_REQUEST_SECONDS.labels(route, method),
+    )
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_REQUEST_SECONDS.labels(route, method).observe(seconds)
+    count, duration = _request_series(route, method, status)
+    count.inc()
+    duration.observe(seconds)
 
 
 def observe_coingecko_call(endpoint: str, outcome: str) -> None:

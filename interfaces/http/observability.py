@@ -11,6 +11,7 @@ middleware sees every response, the JSON errors of ``errors.py`` included (also 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -43,7 +44,12 @@ def route_template(request: Request) -> str:
     route = request.route
     if route is None:
         return UNMATCHED_ROUTE
-    return "/" + ROUTE_PARAMETER.sub(r"<\1>", route.path)
+    return _template(route.path)
+
+
+@functools.cache  # one entry per route
+def _template(path: str) -> str:
+    return "/" + ROUTE_PARAMETER.sub(r"<\1>", path)
 
 
 async def start_request(request: Request) -> None:
