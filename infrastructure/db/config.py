@@ -9,7 +9,8 @@ no such deadline (a migration may take long).
 Connection pool: each process (each Sanic worker) holds its own asyncpg pool of
 ``minsize``..``maxsize`` connections (defaults 1 and 10 here; Tortoise's own default
 maximum is 5). Override them in the URL query: ``...?minsize=2&maxsize=20``. Size
-``maxsize`` x workers below PostgreSQL's ``max_connections`` (100 by default).
+(``maxsize`` + 2) x workers below PostgreSQL's ``max_connections`` (100 by default):
+each worker also holds the poller's lock and its read model's listener.
 """
 
 from __future__ import annotations
