@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from domain.errors import InvalidToken
 from domain.model import Principal
@@ -23,4 +22,4 @@ class Authenticate:
         user_id = int(subject)
         if not await self.users.exists(user_id):
             raise InvalidToken("invalid token: its user does not exist")
-        return Principal(user_id, datetime.fromtimestamp(expires_at, UTC))
+        return Principal(user_id, expires_at)

@@ -21,7 +21,8 @@ def bearer_token(request: Request) -> str:
 
 async def require_user(request: Request) -> None:
     """Request middleware: a valid token of a stored user, or a 401 before the handler
-    runs. Sets ``request.ctx.user_id`` (an int) and ``request.ctx.token_expires_at``."""
+    runs. Sets ``request.ctx.user_id`` (an int) and ``request.ctx.token_expires_at``
+    (Unix seconds)."""
     principal = await services(request).authenticate(bearer_token(request))
     request.ctx.user_id = principal.user_id
     request.ctx.token_expires_at = principal.expires_at

@@ -69,7 +69,7 @@ async def stream_prices(request: Request, heartbeat_seconds: float) -> None:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
         await response.send(event("snapshot", {"cryptos": [crypto_json(c) for c in snapshot]}))
-        expires_at = request.ctx.token_expires_at.timestamp()
+        expires_at = request.ctx.token_expires_at
         while (left := expires_at - time.time()) > 0:
             try:
                 batch = await subscription.next(within=min(heartbeat_seconds, left))
