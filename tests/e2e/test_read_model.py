@@ -23,7 +23,7 @@ import pytest
 from tests.support.clock import wait_until
 from tests.support.database import truncate_tables
 from tests.support.read_models import listeners, terminate_listeners
-from tests.support.server_process import ServerProcess, running_server, server_env
+from tests.support.server_process import ServerProcess, running_servers, server_env
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.integration
@@ -48,14 +48,7 @@ async def three_replicas(
     env = server_env(
         database_url, gecko.base_url, tmp_path, PRICE_POLLER_ENABLED="false", **overrides
     )
-    async with (
-        running_server(env, tmp_path / "r0.log") as r0,
-        running_server(env, tmp_path / "r1.log") as r1,
-        running_server(env, tmp_path / "r2.log") as r2,
-    ):
-        servers = [r0, r1, r2]
-        for server in servers:
-            await server.wait_ready()
+    async with running_servers(env, tmp_path, REPLICAS) as servers:
         await wait_until(lambda: all_listening(database_url), "three read models listening")
         yield servers
 

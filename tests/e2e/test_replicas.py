@@ -14,7 +14,7 @@ from tests.support.server_process import (
     LEADER_LINE,
     ServerProcess,
     polling_env,
-    running_server,
+    running_servers,
 )
 
 pytestmark = pytest.mark.integration
@@ -49,15 +49,7 @@ async def test_replicas_share_one_poller_and_survive_sigkill(database_url, gecko
     env = await polling_env(
         database_url, gecko.base_url, tmp_path, INTERVAL, ("BTC", "bitcoin", "Bitcoin")
     )
-    async with (
-        running_server(env, tmp_path / "r0.log") as r0,
-        running_server(env, tmp_path / "r1.log") as r1,
-        running_server(env, tmp_path / "r2.log") as r2,
-    ):
-        servers = [r0, r1, r2]
-        for server in servers:
-            await server.wait_ready()
-
+    async with running_servers(env, tmp_path, REPLICAS) as servers:
         # One poller for the three, shown exactly: one replica logs every poll cycle,
         # and each /simple/price call is one of its cycles (recorded before the cycle's
         # line is written; at most one in flight).

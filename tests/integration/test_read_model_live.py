@@ -14,7 +14,7 @@ from infrastructure.read_model.live import LiveReadModel
 from tests.support.clock import wait_until
 from tests.support.cryptos import at
 from tests.support.database import insert_cryptos
-from tests.support.read_models import terminate_listeners
+from tests.support.read_models import live_read_model, terminate_listeners
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +23,8 @@ KEEP = 100
 
 @pytest.fixture
 async def model(db: str) -> AsyncIterator[LiveReadModel]:
-    started = LiveReadModel(db, KEEP, notify=notify_change, sync_timeout=0.5)
-    await started.start()
-    try:
-        assert await started.wait_live(within=30)
+    async with live_read_model(db, KEEP, notify=notify_change, sync_timeout=0.5) as started:
         yield started
-    finally:
-        await started.stop()
 
 
 async def test_a_full_load_goes_page_by_page_and_misses_none(
@@ -40,17 +35,12 @@ async def test_a_full_load_goes_page_by_page_and_misses_none(
     repo = TortoiseCryptoRepository()
     coins = await repo.tracked_coins()
     await repo.record_prices([PriceUpdate(c.crypto_id, 5.0, at(1)) for c in coins], KEEP)
-    model = LiveReadModel(db, KEEP, notify=notify_change)
-    await model.start()
-    try:
-        assert await model.wait_live(within=30)
+    async with live_read_model(db, KEEP, notify=notify_change) as model:
         assert model.store.list() == await repo.list()
         for crypto in await repo.list():
             assert model.store.history(crypto.symbol, KEEP) == await repo.history(
                 crypto.symbol, KEEP
             )
-    finally:
-        await model.stop()
 
 
 async def test_a_lost_connection_stops_memory_reads_at_once_and_reloads(
@@ -71,12 +61,7 @@ async def test_a_write_that_does_not_come_back_in_time_makes_the_model_reload(
     async def lost(payload: str) -> None:  # the sync notification never arrives
         pass
 
-    model = LiveReadModel(db, KEEP, notify=lost, sync_timeout=0.2)
-    await model.start()
-    try:
-        assert await model.wait_live(within=30)
+    async with live_read_model(db, KEEP, notify=lost, sync_timeout=0.2) as model:
         await model.sync()
         assert not model.live  # rather than risk a stale answer
         assert await model.wait_live(within=30)
-    finally:
-        await model.stop()

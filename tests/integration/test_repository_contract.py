@@ -21,10 +21,10 @@ from infrastructure.db.repositories import (
     TortoiseUserRepository,
     notify_change,
 )
-from infrastructure.read_model.live import LiveReadModel
 from infrastructure.read_model.repository import ReadModelCryptoRepository
 from tests.support.cryptos import T0, at, crypto
 from tests.support.database import tortoise_session, truncate_tables
+from tests.support.read_models import live_read_model
 from tests.unit.fakes import InMemoryCryptoRepository, InMemoryUserRepository
 
 KEEP = 100
@@ -62,15 +62,10 @@ async def backend(kind: str, url: str) -> AsyncIterator[Store]:
         yield Store(TortoiseCryptoRepository(), TortoiseUserRepository())
         return
     # Reads from a worker's read model: each write returns once the model has it.
-    model = LiveReadModel(url, KEEP, notify=notify_change)
-    await model.start()
-    try:
-        assert await model.wait_live(within=30)
+    async with live_read_model(url, KEEP, notify=notify_change) as model:
         repository = ReadModelCryptoRepository(TortoiseCryptoRepository(), model)
         yield Store(repository, TortoiseUserRepository())
         assert model.live, "the read model went down during the test: reads were not its"
-    finally:
-        await model.stop()
 
 
 async def track(store: Store, symbol: str, price: float = 100.0) -> int:

@@ -3,10 +3,14 @@ application_name is ``cps-read-model <pid>``)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 import asyncpg
 
 from infrastructure.db.config import connect_kwargs
-from infrastructure.read_model.live import APPLICATION_NAME
+from infrastructure.read_model.live import APPLICATION_NAME, LiveReadModel
 
 _OF_THIS_DATABASE = (
     "FROM pg_stat_activity WHERE application_name LIKE $1 || '%' AND datname = current_database()"
@@ -34,3 +38,16 @@ async def terminate_listeners(database_url: str) -> int:
         )
     finally:
         await conn.close()
+
+
+@asynccontextmanager
+async def live_read_model(url: str, keep: int, **options: Any) -> AsyncIterator[LiveReadModel]:
+    """A ``LiveReadModel(url, keep, **options)`` started and loaded (live) for the
+    block, stopped after it."""
+    model = LiveReadModel(url, keep, **options)
+    await model.start()
+    try:
+        assert await model.wait_live(within=30)
+        yield model
+    finally:
+        await model.stop()

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,22 @@ async def start_server(env: Mapping[str, str], log_path: Path, workers: int) -> 
             return server
         await process.wait()
     raise AssertionError(f"{MAX_PORT_ATTEMPTS} ports in a row were taken:\n{server.log()[-3000:]}")
+
+
+@asynccontextmanager
+async def running_servers(
+    env: Mapping[str, str], log_dir: Path, count: int
+) -> AsyncIterator[list[ServerProcess]]:
+    """``count`` servers on one environment (replicas of one deployment), each ready;
+    their logs are ``r0.log``, ``r1.log``, ... in ``log_dir``."""
+    async with AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(running_server(env, log_dir / f"r{i}.log"))
+            for i in range(count)
+        ]
+        for server in servers:
+            await server.wait_ready()
+        yield servers
 
 
 @asynccontextmanager
