@@ -153,7 +153,6 @@ class LiveReadModel:
         self._loads = 0  # times it went live
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
-        self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._outage_logged = False
 
@@ -240,7 +239,8 @@ class LiveReadModel:
             server_settings={"application_name": f"{APPLICATION_NAME} {os.getpid()}"},
         )
         self._conn = conn
-        self._inbox = inbox = asyncio.Queue()
+        # One queue per connection: a payload of a lost one is never applied after it.
+        inbox: asyncio.Queue[str | None] = asyncio.Queue()
         conn.add_termination_listener(lambda _: self._lost(inbox))
         await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: inbox.put_nowait(payload))
         # Listening before loading: a change committed meanwhile is both loaded and
