@@ -37,9 +37,8 @@ from domain.ports import Clock, PollerMonitor
 from infrastructure.cache import ManagedTickerCache, MemoryTickerCache, RedisTickerCache
 from infrastructure.cache.known_users import KnownUsers
 from infrastructure.clock import utc_now
+from infrastructure.coingecko.call_budget import CallBudget, build_call_budget
 from infrastructure.coingecko.client import CoinGeckoClient
-from infrastructure.coingecko.rate_limiter import CallLimiter
-from infrastructure.coingecko.shared_rate_limiter import build_rate_limiter
 from infrastructure.db.config import tortoise_config
 from infrastructure.db.embedded import start_embedded_postgres
 from infrastructure.db.engine import database_deadline
@@ -97,7 +96,7 @@ class Wiring:
     embedded_database: bool  # then whoever starts first applies the migrations
     services: Services
     cache: ManagedTickerCache
-    limiter: CallLimiter
+    limiter: CallBudget
     source: CoinGeckoClient
     poller_monitor: PollerMonitor | None
     login_throttle: ManagedLoginThrottle
@@ -222,7 +221,7 @@ def bootstrap(
     setup_logging(settings)
     settings, embedded = with_laptop_defaults(settings)
     cache = build_cache(settings)
-    limiter = build_rate_limiter(settings)  # shared by every worker through Redis, if any
+    limiter = build_call_budget(settings)  # shared by every replica through Redis, if any
     source = CoinGeckoClient.from_settings(settings, limiter)
     login_throttle = build_login_throttle(settings)  # shared through Redis too, if any
     feed = BroadcastFeed(settings.stream_max_clients)

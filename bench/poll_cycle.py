@@ -30,8 +30,8 @@ from bench._support import (
 )
 from domain.model import PriceUpdate
 from infrastructure.clock import utc_now
+from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.client import CoinGeckoClient
-from infrastructure.coingecko.rate_limiter import RateLimiter
 from infrastructure.db.repositories import TortoiseCryptoRepository
 from tests.fakes.coingecko_server import FakeCoin, FakeCoinGecko
 from tests.support.database import tortoise_session
@@ -110,7 +110,7 @@ class Figures:
 async def run_cycles(
     url: str, gecko: FakeCoinGecko
 ) -> tuple[Figures, TimedSource, TimedRepository]:
-    client = CoinGeckoClient(gecko.base_url, limiter=RateLimiter(100_000))
+    client = CoinGeckoClient(gecko.base_url, limiter=CallBudget(100_000))
     source = TimedSource(client)
     repo = TimedRepository()
     poll = PollPrices(repo, source, utc_now, HISTORY_LIMIT)

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
+from limits.aio.storage import RedisStorage
 from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
@@ -59,6 +60,17 @@ def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError) and not str(exc):
         return f"no answer within {timeout:g} s"
     return f"{type(exc).__name__}: {exc}"
+
+
+def limits_storage(client: Redis, key_prefix: str) -> RedisStorage:
+    """A ``limits`` storage (keys ``<key_prefix>:...``) on ``client``'s connections, so
+    that its commands get the guard's timeouts and no retries."""
+    return RedisStorage(
+        "async+redis://",
+        implementation="redispy",
+        key_prefix=key_prefix,
+        connection_pool=client.connection_pool,
+    )
 
 
 class RedisGuard:

@@ -1,7 +1,7 @@
-"""The CoinGecko adapter: the PriceSource client and the process-wide rate limiter."""
+"""The CoinGecko adapter: the PriceSource client and the budget of calls."""
 
+from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.client import CoinGeckoClient
 from infrastructure.coingecko.errors import CoinGeckoUnreachable
-from infrastructure.coingecko.rate_limiter import RateLimiter
 
-__all__ = ["CoinGeckoClient", "CoinGeckoUnreachable", "RateLimiter"]
+__all__ = ["CallBudget", "CoinGeckoClient", "CoinGeckoUnreachable"]

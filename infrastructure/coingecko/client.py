@@ -1,6 +1,6 @@
 """The CoinGecko adapter: domain.ports.PriceSource over CoinGecko's v3 HTTP API.
 
-Every call takes a slot from the shared rate limiter (a CallLimiter) first, then has
+Every call takes a slot of the call budget (shared through Redis) first, then has
 ``timeout_seconds`` in all (connect, send, answer). Failures become UpstreamError
 (UpstreamRateLimited for a 429 or a spent budget) with a message a person can act on;
 CoinGecko's ``error_code`` is logged with a hint.
@@ -21,12 +21,12 @@ import aiohttp
 
 from domain.errors import UpstreamError, UpstreamRateLimited
 from domain.model import CoinMatch, CoinRef, Ticker, valid_price
+from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.errors import (
     CoinGeckoUnreachable,
     parse_error_body,
     parse_retry_after,
 )
-from infrastructure.coingecko.rate_limiter import CallLimiter
 from infrastructure.metrics import observe_coingecko_call, observe_rate_limit_wait
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class CoinGeckoClient:
         *,
         api_key: str | None = None,
         plan: Plan = "public",
-        limiter: CallLimiter,
+        limiter: CallBudget,
         timeout_seconds: float = 10.0,
         batch_size: int = 100,
         request_max_wait: float = REQUEST_MAX_WAIT,
@@ -99,7 +99,7 @@ class CoinGeckoClient:
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, limiter: CallLimiter) -> CoinGeckoClient:
+    def from_settings(cls, settings: Settings, limiter: CallBudget) -> CoinGeckoClient:
         return cls(
             settings.coingecko_base_url,
             api_key=settings.coingecko_api_key,
@@ -309,7 +309,7 @@ class CoinGeckoClient:
             f" (hint: {error_body.hint})" if error_body.hint else "",
         )
         if status == 429:
-            pause = self._limiter.pause(parse_retry_after(retry_after))
+            pause = await self._limiter.pause(parse_retry_after(retry_after))
             raise UpstreamRateLimited(
                 f"CoinGecko is rate-limiting us; retry in {math.ceil(pause)} s", retry_after=pause
             )
@@ -325,8 +325,7 @@ class CoinGeckoClient:
         raise UpstreamError(message)
 
     async def _take_slot(self, max_wait: float) -> None:
-        """A slot of the budget, timed here rather than in the limiters: the Redis one
-        falls back on, and records every call in, a per-process one."""
+        """A slot of the budget, its wait observed for the metrics."""
         started = time.monotonic()
         try:
             await self._limiter.acquire(max_wait=max_wait)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
@@ -47,6 +47,7 @@ from infrastructure.redis_guard import (
     DEFAULT_TIMEOUT_SECONDS,
     RedisGuard,
     Skipped,
+    limits_storage,
 )
 
 if TYPE_CHECKING:
@@ -223,12 +224,7 @@ class SharedLoginThrottle:
         """The windows in Redis through ``client``, made again when the guard makes a
         new client (a new event loop)."""
         if self._shared is None or self._shared[0] is not client:
-            storage = RedisStorage(
-                "async+redis://",
-                implementation="redispy",
-                key_prefix=self._key_prefix,
-                connection_pool=client.connection_pool,  # the guard's timeouts, no retries
-            )
+            storage = limits_storage(client, self._key_prefix)
             self._shared = (client, WindowLoginThrottle(storage, self.limits, clock=self._clock))
         return self._shared[1]
 

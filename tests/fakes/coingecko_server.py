@@ -7,7 +7,7 @@ records every request it got.
 In a test::
 
     async with FakeCoinGecko() as fake:            # or: base_url = await fake.start()
-        client = CoinGeckoClient(fake.base_url, limiter=RateLimiter(30))
+        client = CoinGeckoClient(fake.base_url, limiter=CallBudget(30))
         fake.set_price("bitcoin", None)             # any JSON value, or ABSENT
         fake.fail(Failure.rate_limited(119), path="/simple/price", times=1)
         fake.max_url_length = 1500                  # 414 above this

@@ -11,10 +11,11 @@ import pytest
 
 from domain.errors import UpstreamError, UpstreamRateLimited
 from domain.model import CoinRef, Ticker
-from infrastructure.coingecko import CoinGeckoClient, CoinGeckoUnreachable, RateLimiter
+from infrastructure.coingecko import CallBudget, CoinGeckoClient, CoinGeckoUnreachable
 from infrastructure.settings import Settings
 from tests.fakes.coingecko_server import ABSENT, Failure, FakeCoin, FakeCoinGecko
 from tests.support.clock import ManualClock
+from tests.support.limits_clock import follow
 from tests.support.ports import refusing_port
 
 PRICES = "/simple/price"
@@ -28,14 +29,23 @@ async def fake():
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock(monkeypatch) -> ManualClock:
+    fake = ManualClock()
+    follow(monkeypatch, fake)
+    return fake
 
 
 @pytest.fixture
 def limiter(clock):
-    """The limiter's waits go on a manual clock: recorded, not slept."""
-    return RateLimiter(calls_per_minute=1000, clock=clock, sleep=clock.sleep)
+    """The budget's waits go on a manual clock: recorded, not slept."""
+    return CallBudget(calls_per_minute=1000, clock=clock, sleep=clock.sleep)
+
+
+async def paused_for(budget: CallBudget) -> float:
+    """Seconds the budget holds every call off for (it refuses a caller who may not wait)."""
+    with pytest.raises(UpstreamRateLimited, match="rate-limiting us") as refused:
+        await budget.acquire(max_wait=0)
+    return refused.value.retry_after
 
 
 @pytest.fixture
@@ -246,7 +256,7 @@ async def test_a_429_pauses_every_caller_for_its_retry_after(fake, client, limit
         await client.prices(["bitcoin"])
     assert limited.value.retry_after == 119
     assert limited.value.message == "CoinGecko is rate-limiting us; retry in 119 s"
-    assert limiter.paused_for == 119
+    assert await paused_for(limiter) == 119
     calls = len(fake.requests)
     clock.advance(1)
     with pytest.raises(UpstreamRateLimited, match="retry in 118 s"):
@@ -263,7 +273,7 @@ async def test_a_429_without_a_usable_retry_after_pauses_for_a_minute(
     with pytest.raises(UpstreamRateLimited) as limited:
         await client.find_coin(Ticker("BTC"))
     assert limited.value.retry_after == 60
-    assert limiter.paused_for == 60
+    assert await paused_for(limiter) == 60
 
 
 async def test_a_429_in_a_later_batch_keeps_the_earlier_ones_and_stops(
@@ -275,7 +285,7 @@ async def test_a_429_in_a_later_batch_keeps_the_earlier_ones_and_stops(
         prices = await client.prices(ids)
     assert set(prices) == set(ids[:100])
     assert len(fake.calls(PRICES)) == 2  # the third batch is not asked for
-    assert limiter.paused_for == 30
+    assert await paused_for(limiter) == 30
     assert "50 ids not asked" in caplog.text
 
 
@@ -301,7 +311,7 @@ async def test_the_poller_waits_out_a_429_while_requests_fail_fast(fake, make_cl
 
 
 async def test_our_own_budget_refuses_before_coingecko_is_asked(fake, make_client):
-    client = make_client(limiter=RateLimiter(calls_per_minute=2))
+    client = make_client(limiter=CallBudget(calls_per_minute=2))
     await client.prices(["bitcoin"])
     await client.find_coin(Ticker("BTC"))
     with pytest.raises(UpstreamRateLimited, match="budget of 2 CoinGecko calls a minute"):

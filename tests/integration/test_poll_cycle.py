@@ -9,8 +9,8 @@ from application.poll_prices import PollPrices
 from domain.errors import UpstreamRateLimited
 from domain.model import Crypto, Ticker
 from infrastructure.clock import utc_now
+from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.client import CoinGeckoClient
-from infrastructure.coingecko.rate_limiter import RateLimiter
 from infrastructure.db.repositories import TortoiseCryptoRepository
 from tests.fakes.coingecko_server import ABSENT, Failure, FakeCoin, FakeCoinGecko
 
@@ -23,7 +23,7 @@ COUNT = 250
 async def world(db):
     coins = [FakeCoin(f"coin-{i}", f"c{i}", f"Coin {i}", 100.0 + i, 1e6 - i) for i in range(COUNT)]
     async with FakeCoinGecko(coins) as fake:
-        client = CoinGeckoClient(fake.base_url, limiter=RateLimiter(10_000), timeout_seconds=2)
+        client = CoinGeckoClient(fake.base_url, limiter=CallBudget(10_000), timeout_seconds=2)
         repo = TortoiseCryptoRepository()
         start = datetime(2024, 1, 1, tzinfo=UTC)
         for i in range(COUNT):

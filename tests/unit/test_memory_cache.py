@@ -56,7 +56,7 @@ async def test_ttl_is_configurable_and_a_new_set_renews_it(clock):
     assert await cache.get(BTC) is None
 
 
-async def test_a_full_cache_drops_expired_entries_then_the_oldest(clock):
+async def test_a_full_cache_drops_expired_entries_then_the_least_recently_used(clock):
     cache = MemoryTickerCache(ttl_seconds=60, max_entries=3, clock=clock)
     await cache.set(Ticker("OLD"), BITCOIN)
     clock.now += 30
@@ -65,12 +65,12 @@ async def test_a_full_cache_drops_expired_entries_then_the_oldest(clock):
     clock.now += 40  # OLD has expired, A and B have not
     await cache.set(Ticker("C"), BITCOIN)
     assert len(cache) == 3
-    assert await cache.get(Ticker("A")) == BITCOIN
+    assert await cache.get(Ticker("A")) == BITCOIN  # read: B is now the least recently used
 
-    await cache.set(Ticker("D"), ETHEREUM)  # nothing expired: the oldest (A) goes
+    await cache.set(Ticker("D"), ETHEREUM)  # nothing expired: B goes
     assert len(cache) == 3
-    assert await cache.get(Ticker("A")) is None
-    assert [await cache.get(Ticker(t)) for t in "BCD"] == [BITCOIN, BITCOIN, ETHEREUM]
+    assert await cache.get(Ticker("B")) is None
+    assert [await cache.get(Ticker(t)) for t in "ACD"] == [BITCOIN, BITCOIN, ETHEREUM]
 
 
 async def test_ping_and_close(clock):
