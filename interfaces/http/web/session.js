@@ -2,7 +2,15 @@
 // while logged in, the live stream feeding the views (or, while it is down, asking
 // the server again every 30 s).
 import { LIST, LOGIN_VIEW, parseRoute } from "./addresses.js";
-import { LOGIN, REGISTER, api, forgetCredentials, keepCredentials, token, username } from "./api.js";
+import {
+  LOGIN,
+  REGISTER,
+  api,
+  forgetCredentials,
+  keepCredentials,
+  token,
+  username,
+} from "./api.js";
 import * as detail from "./detail-view.js";
 import { $ } from "./dom.js";
 import * as list from "./list-view.js";
