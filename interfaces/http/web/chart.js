@@ -37,7 +37,7 @@ const chart = {
 // Draws `history` ({price, timestamp}, oldest first) of `symbol` at the box's width
 // if the box is shown, and again whenever that width changes.
 export function plot(history, symbol) {
-  chart.series = history;
+  chart.series = [...history]; // a copy: the caller's list is the caller's to change
   chart.symbol = symbol;
   chart.drawnWidth = 0;
   draw();
