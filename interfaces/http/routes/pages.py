@@ -1,5 +1,5 @@
-"""The small web UI: GET / answers the one page, GET /static/<name> its script,
-style sheet and icon. The page talks to the JSON API only, with the user's bearer
+"""The small web UI: GET / answers the one page, GET /static/<name> its script
+modules, style sheet and icon. The page talks to the JSON API only, with the user's bearer
 token; these routes need no token and stay out of the OpenAPI description."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import PurePosixPath
 
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.exceptions import NotFound
@@ -45,16 +46,26 @@ class Asset:
     etag: str
 
 
+WEB = resources.files("interfaces.http.web")
+CONTENT_TYPES = {
+    ".js": "text/javascript; charset=utf-8",  # what module scripts need (strict MIME check)
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+
 def load(name: str, content_type: str) -> Asset:
-    body = (resources.files("interfaces.http.web") / name).read_bytes()
+    body = (WEB / name).read_bytes()
     return Asset(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
 
 
 PAGE = load("index.html", "text/html; charset=utf-8")
+# The page's script modules, style sheet and icon, read once: a name that is not a key
+# here is a 404, so a request's path never reaches the file system.
 STATIC = {
-    "app.js": load("app.js", "text/javascript; charset=utf-8"),
-    "app.css": load("app.css", "text/css; charset=utf-8"),
-    "icon.svg": load("icon.svg", "image/svg+xml"),
+    file.name: load(file.name, CONTENT_TYPES[suffix])
+    for file in WEB.iterdir()
+    if file.is_file() and (suffix := PurePosixPath(file.name).suffix) in CONTENT_TYPES
 }
 
 
@@ -75,7 +86,7 @@ async def index(request: Request) -> HTTPResponse:
 @bp.get("/static/<name:str>")
 @openapi.exclude()
 async def static(request: Request, name: str) -> HTTPResponse:
-    """The page's script, style sheet and icon."""
+    """The page's script modules, style sheet and icon."""
     asset = STATIC.get(name)
     if asset is None:
         raise NotFound(f"no static file named {name!r}")

@@ -1,0 +1,188 @@
+// The list of tracked cryptos (shared by everyone signed in): adding one by its
+// ticker, refreshing or deleting one, and the prices the stream sends.
+import { detailHash } from "./addresses.js";
+import { api, cryptoPath, isNotTracked } from "./api.js";
+import { $, timeElement } from "./dom.js";
+import { usd, when } from "./format.js";
+import { act, report, say } from "./messages.js";
+
+const ui = {
+  addForm: $("add-form"),
+  addMessage: $("add-message"),
+  ticker: $("ticker"),
+  listStatus: $("list-status"),
+  empty: $("empty"),
+  table: $("cryptos"),
+  rows: document.querySelector("#cryptos tbody"),
+};
+
+const cryptos = new Map(); // symbol -> crypto, as the API sends it
+let listLoaded = false;
+let lastLoad = 0; // when the whole list last came from the server (ms)
+// One row per symbol, kept across refreshes so that focus and layout stay put.
+const rows = new Map();
+
+export const loadedAt = () => lastLoad;
+
+// The list as known, then as the server has it now.
+export function show() {
+  renderList();
+  load().catch((error) => report(error));
+}
+
+export async function load() {
+  const { cryptos: list } = await api("GET", "/crypto");
+  replace(list);
+}
+
+export function replace(list) {
+  cryptos.clear();
+  for (const crypto of list) cryptos.set(crypto.symbol, crypto);
+  listLoaded = true;
+  lastLoad = Date.now();
+  renderList();
+  ui.listStatus.textContent = `Updated ${when(new Date().toISOString())}`;
+}
+
+// Logged out: nothing known any more.
+export function reset() {
+  cryptos.clear();
+  listLoaded = false;
+  renderList();
+}
+
+export function put(crypto) {
+  cryptos.set(crypto.symbol, crypto);
+  renderList();
+}
+
+export function remove(symbol) {
+  cryptos.delete(symbol);
+  renderList();
+}
+
+export function priceChanged({ symbol, current_price: price, last_updated: at }) {
+  const crypto = cryptos.get(symbol);
+  if (!crypto) return;
+  crypto.current_price = price;
+  crypto.last_updated = at;
+  renderList();
+}
+
+function cell(label, className) {
+  const td = document.createElement("td");
+  td.dataset.label = label;
+  if (className) td.className = className;
+  return td;
+}
+
+function button(text, label, className, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.setAttribute("aria-label", label);
+  if (className) b.className = className;
+  b.addEventListener("click", () => onClick(b));
+  return b;
+}
+
+function link(text, label, href) {
+  const a = document.createElement("a");
+  a.textContent = text;
+  a.href = href;
+  a.className = "button-link";
+  a.setAttribute("aria-label", label);
+  return a;
+}
+
+function createRow(symbol) {
+  const tr = document.createElement("tr");
+  tr.dataset.symbol = symbol;
+  const row = {
+    tr,
+    symbol: cell("Symbol", "symbol"),
+    name: cell("Name", "name"),
+    price: cell("Price (USD)", "num price"),
+    updated: cell("Last updated", "when"),
+  };
+  const actions = cell("Actions", "row-actions");
+  actions.append(
+    link("History", `Price history of ${symbol}`, detailHash(symbol, "history")),
+    link("Stats", `Statistics of ${symbol}`, detailHash(symbol, "stats")),
+    button("Refresh", `Refresh the price of ${symbol}`, "secondary", (b) =>
+      act(b, null, () => refreshCrypto(symbol)),
+    ),
+    button("Delete", `Stop tracking ${symbol} for everyone`, "danger", (b) =>
+      act(b, null, () => deleteCrypto(symbol)),
+    ),
+  );
+  tr.append(row.symbol, row.name, row.price, row.updated, actions);
+  return row;
+}
+
+function fillRow(row, crypto) {
+  row.symbol.textContent = crypto.symbol;
+  row.name.textContent = crypto.name;
+  row.price.textContent = usd(crypto.current_price);
+  row.price.dataset.value = String(crypto.current_price);
+  if (row.updated.firstChild?.dateTime !== crypto.last_updated) {
+    row.updated.replaceChildren(timeElement(crypto.last_updated));
+  }
+}
+
+function renderList() {
+  const sorted = [...cryptos.values()].sort((a, b) => (a.symbol < b.symbol ? -1 : 1));
+  let previous = null;
+  for (const crypto of sorted) {
+    let row = rows.get(crypto.symbol);
+    if (!row) {
+      row = createRow(crypto.symbol);
+      rows.set(crypto.symbol, row);
+    }
+    fillRow(row, crypto);
+    const expected = previous ? previous.nextSibling : ui.rows.firstChild;
+    if (expected !== row.tr) ui.rows.insertBefore(row.tr, expected);
+    previous = row.tr;
+  }
+  for (const [symbol, row] of rows) {
+    if (!cryptos.has(symbol)) {
+      row.tr.remove();
+      rows.delete(symbol);
+    }
+  }
+  ui.table.hidden = cryptos.size === 0;
+  ui.empty.hidden = cryptos.size !== 0 || !listLoaded;
+}
+
+ui.addForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  act(event.submitter, ui.addMessage, async () => {
+    const { crypto } = await api("POST", "/crypto", { symbol: ui.ticker.value.trim() });
+    ui.ticker.value = "";
+    put(crypto);
+    say(
+      ui.addMessage,
+      `Now tracking ${crypto.symbol} (${crypto.name}) at ${usd(crypto.current_price)}, for everyone.`,
+    );
+  });
+});
+
+async function refreshCrypto(symbol) {
+  const { crypto } = await api("PUT", cryptoPath(symbol, "/refresh"));
+  put(crypto);
+  say(null, `${crypto.symbol} is now ${usd(crypto.current_price)}.`);
+}
+
+async function deleteCrypto(symbol) {
+  const question =
+    `Stop tracking ${symbol} for everyone? The list is shared by everyone signed in: ` +
+    `${symbol} and its price history are deleted for all of them.`;
+  if (!window.confirm(question)) return;
+  try {
+    await api("DELETE", cryptoPath(symbol));
+  } catch (error) {
+    if (!isNotTracked(error)) throw error;
+  }
+  remove(symbol);
+  say(null, `${symbol} is no longer tracked, for anyone.`);
+}
