@@ -202,7 +202,7 @@ def build_services(
         get_crypto=GetCrypto(cryptos),
         refresh_crypto=RefreshCrypto(cryptos, source, clock, keep),
         price_history=PriceHistory(cryptos, keep),
-        price_stats=PriceStatistics(cryptos),
+        price_stats=PriceStatistics(cryptos, keep),
         delete_crypto=DeleteCrypto(cryptos),
         poll_prices=PollPrices(cryptos, source, clock, keep),
         authenticate=Authenticate(tokens, KnownUsers(users)),

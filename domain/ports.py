@@ -61,10 +61,9 @@ class CryptoRepository(Protocol):
         """The newest ``limit`` prices, oldest first; None when the symbol is not tracked."""
         ...
 
-    async def stats(self, symbol: Ticker) -> PriceStats | None:
-        """Aggregates over the stored history, computed by the database in one query,
-        of the prices ``valid_price`` accepts (older rows may hold others); None when
-        the symbol is not tracked."""
+    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
+        """``PriceStats.of`` the newest ``limit`` prices (``history``'s); None when the
+        symbol is not tracked."""
         ...
 
     async def delete(self, symbol: Ticker) -> bool:

@@ -140,3 +140,12 @@ def test_a_crypto_loaded_with_more_rows_than_keep_holds_the_newest():
     tracked = TrackedSet(keep=3)
     tracked.upsert([state("BTC", 1, *(row(i, i, float(i)) for i in range(1, 6)))])
     assert prices(tracked) == [3.0, 4.0, 5.0]
+
+
+def test_a_current_price_of_an_older_moment_is_not_applied_but_its_row_is():
+    tracked = TrackedSet(keep=5)
+    tracked.upsert([CryptoState.of(stored("BTC", 1, 1.0, seconds=10), [row(1, 10, 1.0)])])
+    assert tracked.apply_prices([PriceState(1, 0.5, at(5), [row(2, 5, 0.5)])]) == []
+    found = tracked.get(BTC)
+    assert found is not None and (found.current_price, found.last_updated) == (1.0, at(10))
+    assert prices(tracked) == [0.5, 1.0]
