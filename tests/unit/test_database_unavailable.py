@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
-from application.price_poller import PricePoller
+from application.poll_schedule import PollSchedule
 from domain.errors import StorageUnavailable
 from infrastructure.db.engine import OUTAGE, OutageLog, describe, is_unavailable
 
@@ -128,7 +128,7 @@ async def test_a_poll_cycle_without_database_is_one_plain_line(
         raise StorageUnavailable() from ConnectionRefusedError(111, "refused")
 
     caplog.set_level(logging.DEBUG, logger="application")
-    await PricePoller(poll, _Lock(), 30.0).poll_once()  # type: ignore[arg-type]
+    await PollSchedule(poll, _Lock(), 30.0).poll_once()  # type: ignore[arg-type]
 
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("INFO", "poll failed, will retry next cycle: database unavailable")

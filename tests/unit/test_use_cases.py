@@ -8,7 +8,7 @@ from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
 from application.list_cryptos import ListCryptos
 from application.login_user import LoginUser
-from application.poll_prices import PollPrices
+from application.poll_cycle import PollCycle
 from application.price_history import PriceHistory
 from application.price_stats import PriceStatistics
 from application.refresh_crypto import RefreshCrypto
@@ -54,7 +54,7 @@ def world():
     w = World()
     w.add = AddCrypto(w.repo, ResolveTicker(w.cache, w.source), w.source, w.clock)
     w.refresh = RefreshCrypto(w.repo, w.source, w.clock, history_limit=3)
-    w.poll = PollPrices(w.repo, w.source, w.clock, history_limit=3)
+    w.poll = PollCycle(w.repo, w.source, w.clock, history_limit=3)
     return w
 
 
