@@ -154,10 +154,6 @@ class PasswordHasher(Protocol):
 class TokenService(Protocol):
     def issue(self, user_id: int) -> str: ...
 
-    def subject(self, token: str) -> str:
-        """The user id a valid token was issued for. Raises InvalidToken."""
-        ...
-
     def verify(self, token: str) -> tuple[str, int]:
         """The subject and the exp (Unix seconds) of a valid token. Raises InvalidToken."""
         ...

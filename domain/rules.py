@@ -9,14 +9,13 @@ statistics' rule is ``domain.model.PriceStats.of``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from domain.model import PriceUpdate
 
-Row = TypeVar("Row")
 Moment = TypeVar("Moment", datetime, int)
 
 
@@ -55,10 +54,6 @@ class HistoryKeepsTheNewest:
     def surplus(self, held: int) -> int:
         """How many of the oldest of ``held`` rows go."""
         return max(held - self.keep, 0)
-
-    def kept(self, rows: Sequence[Row]) -> Sequence[Row]:
-        """The rows that stay of ``rows``, given in history order (oldest first)."""
-        return rows[self.surplus(len(rows)) :]
 
 
 def latest_update_per_crypto(updates: Iterable[PriceUpdate]) -> list[PriceUpdate]:

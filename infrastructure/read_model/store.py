@@ -42,20 +42,16 @@ DEFAULT_MATERIALISED = 1_000
 _versions = itertools.count(1)
 
 
-def micros(moment: datetime) -> int:
-    """Microseconds since the Unix epoch, exactly (what PostgreSQL's timestamptz holds)."""
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def moment(us: int) -> datetime:
+    """The moment ``us`` microseconds after the Unix epoch (how the listener's queries
+    give times: exactly what PostgreSQL's timestamptz holds)."""
     return EPOCH + timedelta(microseconds=us)
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryRow:
     row_id: int
-    at_us: int  # micros()
+    at_us: int  # microseconds since the Unix epoch
     price: float
 
 
@@ -67,7 +63,7 @@ class CryptoState:
 
     crypto: Crypto  # with its id
     row_ids: array[int]
-    times: array[int]  # micros()
+    times: array[int]  # microseconds since the Unix epoch
     prices: array[float]
 
     @classmethod

@@ -82,7 +82,8 @@ class InMemoryCryptoRepository:
                 )
             rows = [*self.history_rows[u.crypto_id], self._row(u.price, u.at)]
             rows.sort(key=lambda r: rule.order(r.point.timestamp, r.row_id))
-            self.history_rows[u.crypto_id] = list(rule.kept(rows))
+            del rows[: rule.surplus(len(rows))]
+            self.history_rows[u.crypto_id] = rows
             done.add(u.crypto_id)
         return done
 
@@ -187,11 +188,8 @@ class CountingTokens:
 
     expires_at: int = 2_000_000_000  # 2033-05-18T03:33:20Z
 
-    def subject(self, token: str) -> str:
-        return token.removeprefix("token-for-")
-
     def verify(self, token: str) -> tuple[str, int]:
-        return self.subject(token), self.expires_at
+        return token.removeprefix("token-for-"), self.expires_at
 
 
 @dataclass

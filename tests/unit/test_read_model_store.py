@@ -4,22 +4,29 @@ the events each change makes."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
 from domain.events import CryptoAdded, CryptoRemoved, PriceChanged
 from domain.model import PricePoint, PriceStats, Ticker
 from infrastructure.read_model.store import (
+    EPOCH,
     CryptoState,
     HistoryRow,
     PriceState,
     TrackedSet,
-    micros,
     moment,
 )
 from tests.support.cryptos import at, crypto
 
 BTC, ETH = Ticker("BTC"), Ticker("ETH")
+
+
+def micros(when: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly, as the listener's queries give them."""
+    delta = when - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def stored(symbol: str, crypto_id: int, price: float = 100.0, seconds: int = 0):
