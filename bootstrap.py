@@ -3,8 +3,8 @@
 ``bootstrap()`` reads the settings, fills in the laptop defaults (an embedded
 PostgreSQL, a dev JWT secret), builds the concrete adapters and hands them to the
 use cases. The HTTP app (``interfaces.http.app``), the standalone poller
-(``python -m interfaces.poller``), the tests and the benchmarks all start here, so
-each gets the same wiring. Opening and closing the database pool is left to the
+(``python -m interfaces.standalone_poller``), the tests and the benchmarks all start
+here, so each gets the same wiring. Opening and closing the database pool is left to the
 caller (Sanic's ``register_tortoise``, or ``database()`` below), because where
 Tortoise's state lives depends on who runs the event loop.
 """
@@ -25,9 +25,9 @@ from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
 from application.list_cryptos import ListCryptos
 from application.login_user import LoginUser
-from application.poll_prices import PollPrices, PollResult
+from application.poll_cycle import PollCycle, PollResult
+from application.poll_schedule import PollSchedule
 from application.price_history import PriceHistory
-from application.price_poller import PricePoller
 from application.price_stats import PriceStatistics
 from application.refresh_crypto import RefreshCrypto
 from application.register_user import RegisterUser
@@ -83,7 +83,7 @@ class Services:
     price_history: PriceHistory
     price_stats: PriceStatistics
     delete_crypto: DeleteCrypto
-    poll_prices: PollPrices
+    poll_cycle: PollCycle
     authenticate: Authenticate
     watch_prices: WatchPrices
 
@@ -113,16 +113,16 @@ class Wiring:
     def tortoise_config(self) -> dict[str, Any]:
         return tortoise_config(self.database_url, self.settings.database_timeout_seconds)
 
-    def price_poller(self) -> PricePoller:
-        """The poller's schedule with its own leader lock (one per process)."""
-        poll = self.services.poll_prices
+    def poll_schedule(self) -> PollSchedule:
+        """The poll cycle on its schedule, with its own leader lock (one per process)."""
+        poll = self.services.poll_cycle
         seconds = max(self.settings.database_timeout_seconds, POLLER_DATABASE_TIMEOUT_SECONDS)
 
         async def poll_with_deadline() -> PollResult:
             with database_deadline(seconds):
                 return await poll()
 
-        poller = PricePoller(
+        poller = PollSchedule(
             poll_with_deadline,
             AdvisoryLeaderLock(self.database_url),
             self.settings.price_poll_interval_seconds,
@@ -201,9 +201,9 @@ def build_services(
         get_crypto=GetCrypto(cryptos),
         refresh_crypto=RefreshCrypto(cryptos, source, clock, keep),
         price_history=PriceHistory(cryptos, keep),
-        price_stats=PriceStatistics(cryptos),
+        price_stats=PriceStatistics(cryptos, keep),
         delete_crypto=DeleteCrypto(cryptos),
-        poll_prices=PollPrices(cryptos, source, clock, keep),
+        poll_cycle=PollCycle(cryptos, source, clock, keep),
         authenticate=Authenticate(tokens, KnownUsers(users)),
         watch_prices=WatchPrices(cryptos, feed),
     )

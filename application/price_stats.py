@@ -12,10 +12,11 @@ from domain.ports import CryptoRepository
 @dataclass(frozen=True, slots=True)
 class PriceStatistics:
     cryptos: CryptoRepository
+    history_limit: int  # over the history GET /crypto/{symbol}/history shows
 
     async def __call__(self, raw_symbol: str) -> tuple[Ticker, PriceStats]:
         symbol = Ticker.parse(raw_symbol)
-        stats = await self.cryptos.stats(symbol)
+        stats = await self.cryptos.stats(symbol, self.history_limit)
         if stats is None:
             raise CryptoNotFound(symbol)
         return symbol, stats

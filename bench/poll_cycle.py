@@ -1,4 +1,4 @@
-"""One poll cycle (PollPrices with the real repository and CoinGecko client) for
+"""One poll cycle (PollCycle with the real repository and CoinGecko client) for
 10 to 10,000 tracked cryptos whose history is already at the 100-row limit.
 
 Prints, for each size: wall time per cycle (median of a few; the fetch and store
@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from application.poll_prices import PollPrices
+from application.poll_cycle import PollCycle
 from bench._support import (
     connect,
     counting_statements,
@@ -113,7 +113,7 @@ async def run_cycles(
     client = CoinGeckoClient(gecko.base_url, limiter=CallBudget(100_000))
     source = TimedSource(client)
     repo = TimedRepository()
-    poll = PollPrices(repo, source, utc_now, HISTORY_LIMIT)
+    poll = PollCycle(repo, source, utc_now, HISTORY_LIMIT)
     figures = Figures()
     try:
         async with tortoise_session(url):

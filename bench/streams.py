@@ -53,6 +53,7 @@ from infrastructure.read_model.live import _LOAD_PAGE, LiveReadModel, _states
 from infrastructure.read_model.store import TrackedSet
 from tests.support.database import tortoise_session
 from tests.support.live_server import free_port, sanic_command
+from tests.support.read_models import went_live
 
 SUBSCRIBERS = 1_000
 OPENING_AT_ONCE = 100  # connections being opened at a time (Sanic's backlog is 100)
@@ -292,8 +293,7 @@ async def load_model(database_url: str) -> LiveReadModel:
 
     model = LiveReadModel(database_url, BIG_HISTORY, notify=no_sync)
     await model.start()
-    if not await model.wait_live(300):
-        raise SystemExit("the read model did not load 10,000 cryptos in 300 s")
+    await went_live(model, within=300)
     return model
 
 

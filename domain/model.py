@@ -175,9 +175,10 @@ def round_to(value: Decimal, places: int) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class PriceStats:
-    """Aggregates over a crypto's stored history.
+    """Aggregates over a crypto's stored history; ``of`` is the one place they are
+    computed (every repository calls it).
 
-    The prices are exact decimals (the database aggregates in ``numeric``, not in
+    The prices are exact decimals (summed and subtracted in ``Decimal``, not in
     floating point, so a change never reads -0.0004421000000000008). ``min_price``,
     ``max_price``, ``avg_price`` and ``price_change`` are given to PRICE_DECIMALS
     places, ``price_change_percent`` to PERCENT_DECIMALS; ``current_price`` is the
@@ -200,10 +201,10 @@ class PriceStats:
 
     @classmethod
     def of(cls, current_price: float, prices: Iterable[float]) -> PriceStats:
-        """The stats of a history (``prices`` oldest first), by the rules PostgreSQL's
-        query follows (``TortoiseCryptoRepository.stats``, its fast path): only prices
-        ``valid_price`` accepts count, each read as ``float8::numeric`` reads it (15
-        significant digits, printf's ``%.15g``), summed exactly."""
+        """The stats of a history (``prices`` oldest first): only prices ``valid_price``
+        accepts count (older rows may hold others), each read to the 15 significant
+        digits a double holds for sure (printf's ``%.15g``, as PostgreSQL's
+        ``float8::numeric``), so 0.0012345 is exactly 0.0012345, summed exactly."""
         kept = [Decimal(f"{p:.15g}") for p in prices if valid_price(p) is not None]
         return cls(
             current_price=current_price,

@@ -61,10 +61,9 @@ class CryptoRepository(Protocol):
         """The newest ``limit`` prices, oldest first; None when the symbol is not tracked."""
         ...
 
-    async def stats(self, symbol: Ticker) -> PriceStats | None:
-        """Aggregates over the stored history, computed by the database in one query,
-        of the prices ``valid_price`` accepts (older rows may hold others); None when
-        the symbol is not tracked."""
+    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
+        """``PriceStats.of`` the newest ``limit`` prices (``history``'s); None when the
+        symbol is not tracked."""
         ...
 
     async def delete(self, symbol: Ticker) -> bool:
@@ -154,10 +153,6 @@ class PasswordHasher(Protocol):
 
 class TokenService(Protocol):
     def issue(self, user_id: int) -> str: ...
-
-    def subject(self, token: str) -> str:
-        """The user id a valid token was issued for. Raises InvalidToken."""
-        ...
 
     def verify(self, token: str) -> tuple[str, int]:
         """The subject and the exp (Unix seconds) of a valid token. Raises InvalidToken."""

@@ -165,8 +165,3 @@ def describe(error: ValidationError) -> str:
 
 # Never echoed back in an error message: it would land in a log.
 SECRET_NAMES = frozenset({"JWT_SECRET", "COINGECKO_API_KEY", "DATABASE_URL", "REDIS_URL"})
-
-
-def setting_names() -> list[str]:
-    """Every environment variable the settings read, in their documented order."""
-    return [name.upper() for name in Settings.model_fields]

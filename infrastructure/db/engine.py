@@ -75,10 +75,6 @@ class OutageLog:
     def __init__(self) -> None:
         self._since: float | None = None
 
-    @property
-    def down(self) -> bool:
-        return self._since is not None
-
     def failed(self, reason: str) -> None:
         if self._since is None:
             self._since = time.monotonic()

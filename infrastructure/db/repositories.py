@@ -1,8 +1,10 @@
 """The storage ports (``domain.ports``) on PostgreSQL through Tortoise ORM.
 
-Simple reads and writes go through the models; adding, the batch update, history
-and statistics are SQL (placeholders ``$1``, asyncpg's style) so PostgreSQL does the
-work and the number of statements never grows with the data. Tortoise must be
+Simple reads and writes go through the models; adding, the batch update and the
+history are SQL (placeholders ``$1``, asyncpg's style) so PostgreSQL does the work
+and the number of statements never grows with the data. The statistics are the
+domain's (``PriceStats.of``) over the history read; the rules the batch update
+carries out in SQL are named in ``domain.rules``. Tortoise must be
 initialised (``register_tortoise`` in the app, ``Tortoise.init`` in tests) first.
 
 No ``tortoise.transactions.in_transaction`` here: in tortoise-orm 1.1.9, when BEGIN
@@ -33,8 +35,6 @@ from tortoise.exceptions import IntegrityError, OperationalError
 
 from domain.errors import CryptoAlreadyTracked, StorageUnavailable, UsernameTaken
 from domain.model import (
-    MAX_PRICE,
-    MIN_PRICE,
     Crypto,
     PricePoint,
     PriceStats,
@@ -43,6 +43,7 @@ from domain.model import (
     TrackedCoin,
     User,
 )
+from domain.rules import latest_update_per_crypto
 from infrastructure.db.changes import NOTIFY, announce, prices_payload
 from infrastructure.db.config import APP_LABEL, CONNECTION
 from infrastructure.db.engine import database_deadline
@@ -78,8 +79,8 @@ SELECT id, {announce("removed", "id")} FROM gone
 # instead of deadlocking, and a concurrent DELETE waits for this transaction.
 _LOCK_CRYPTOS = "SELECT id FROM cryptos WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE"
 
-# The current price only moves forward in time: a batch that was slower to commit
-# than a newer one still adds its history row but does not overwrite the price.
+# domain.rules.CurrentPriceNeverMovesBack, in the WHERE: a batch that was slower to
+# commit than a newer one still adds its history row but leaves the price alone.
 _UPDATE_PRICES = """
 UPDATE cryptos AS c
 SET current_price = u.price, last_updated = u.at
@@ -95,9 +96,10 @@ FROM unnest($1::int[], $2::float8[], $3::timestamptz[]) AS u(crypto_id, price, a
 JOIN cryptos AS c ON c.id = u.crypto_id
 """
 
-# Per crypto, everything older than its keep-th newest (ts, id) goes, so a lowered
-# keep converges in one cycle. Found by an index-only walk of keep entries of
-# (crypto_id, ts, id) per crypto: ranking the batch's whole history cost ten times more.
+# domain.rules.HistoryKeepsTheNewest: per crypto, everything older than its keep-th
+# newest (ts, id) goes, so a lowered keep converges in one cycle. Found by an
+# index-only walk of keep entries of (crypto_id, ts, id) per crypto: ranking the
+# batch's whole history cost ten times more.
 _TRIM_HISTORY = """
 DELETE FROM price_history AS p
 USING unnest($1::int[]) AS c(id)
@@ -110,10 +112,11 @@ CROSS JOIN LATERAL (
 WHERE p.crypto_id = c.id AND (p.ts, p.id) < (cut.ts, cut.id)
 """
 
-# One row per tracked symbol (history columns NULL when it has none); no row when the
-# symbol is not tracked.
+# The newest $2 rows (domain.rules.HistoryKeepsTheNewest's order), oldest first, with
+# the current price: one row per tracked symbol (history columns NULL when it has
+# none); no row when the symbol is not tracked.
 _HISTORY = """
-SELECT h.price, h.ts
+SELECT c.current_price, h.price, h.ts
 FROM cryptos AS c
 LEFT JOIN LATERAL (
     SELECT price, ts, id FROM price_history
@@ -123,27 +126,6 @@ LEFT JOIN LATERAL (
 ) AS h ON TRUE
 WHERE c.symbol = $1
 ORDER BY h.ts, h.id
-"""
-
-# In numeric, not float8: float8::numeric keeps the 15 significant digits a double
-# holds for sure, so 0.0012345 is exactly 0.0012345 and the average and the change
-# (computed exactly from oldest and newest in PriceStats) carry no binary noise.
-# asyncpg returns numeric as Decimal. Only prices within MIN_PRICE..MAX_PRICE count:
-# rows stored before that rule (1.7e308, 5e-324, or NaN and Infinity written by hand)
-# would make a statistic infinite or not a number; NaN is outside too, as PostgreSQL
-# sorts it above every number.
-_STATS = """
-SELECT c.current_price,
-       MIN(h.price)::numeric AS min_price,
-       MAX(h.price)::numeric AS max_price,
-       AVG(h.price::numeric) AS avg_price,
-       COUNT(h.id) AS records_count,
-       (ARRAY_AGG(h.price ORDER BY h.ts, h.id))[1]::numeric AS oldest_price,
-       (ARRAY_AGG(h.price ORDER BY h.ts DESC, h.id DESC))[1]::numeric AS newest_price
-FROM cryptos AS c
-LEFT JOIN price_history AS h ON h.crypto_id = c.id AND h.price BETWEEN $2 AND $3
-WHERE c.symbol = $1
-GROUP BY c.id
 """
 
 
@@ -181,16 +163,6 @@ def _to_user(record: UserRecord) -> User:
     return User(id=record.id, username=record.username, password_hash=record.password_hash)
 
 
-def _latest_per_crypto(updates: Sequence[PriceUpdate]) -> list[PriceUpdate]:
-    """One update per crypto (the latest; the later one on a tie), in id order."""
-    latest: dict[int, PriceUpdate] = {}
-    for update in updates:
-        seen = latest.get(update.crypto_id)
-        if seen is None or update.at >= seen.at:
-            latest[update.crypto_id] = update
-    return [latest[crypto_id] for crypto_id in sorted(latest)]
-
-
 class TortoiseCryptoRepository:
     """``domain.ports.CryptoRepository`` on the ``cryptos`` and ``price_history`` tables."""
 
@@ -221,13 +193,14 @@ class TortoiseCryptoRepository:
         transaction: lock the cryptos, update prices, insert history, trim history,
         announce the change (``infrastructure.db.changes``).
 
-        Several updates for one crypto collapse to its latest. A crypto's current
-        price never goes back to an older timestamp (a slower concurrent batch still
-        adds its history row).
+        The rules of ``domain.rules``: several updates for one crypto collapse to its
+        latest (``latest_update_per_crypto``), the current price never moves back in
+        time (``CurrentPriceNeverMovesBack``), the history keeps its newest ``keep``
+        rows (``HistoryKeepsTheNewest``).
         """
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
-        batch = _latest_per_crypto(updates)
+        batch = latest_update_per_crypto(updates)
         if not batch:
             return set()
         ids = [u.crypto_id for u in batch]
@@ -249,31 +222,32 @@ class TortoiseCryptoRepository:
         return [TrackedCoin(crypto_id=crypto_id, coin_id=coin_id) for crypto_id, coin_id in rows]
 
     async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
+        found = await self._newest(symbol, limit)
+        return None if found is None else found[1]
+
+    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
+        # Computed here from the rows a history read returns, not by SQL aggregates:
+        # PriceStats.of is the one implementation of the statistics.
+        found = await self._newest(symbol, limit)
+        if found is None:
+            return None
+        current_price, points = found
+        return PriceStats.of(current_price, (p.price for p in points))
+
+    async def _newest(self, symbol: Ticker, limit: int) -> tuple[float, list[PricePoint]] | None:
+        """The current price and the newest ``limit`` prices, oldest first, in one
+        query; None when the symbol is not tracked."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         _, rows = await _db().execute_query(_HISTORY, [symbol.value, limit])
         if not rows:
             return None
-        return [
+        points = [
             PricePoint(price=row["price"], timestamp=row["ts"])
             for row in rows
             if row["ts"] is not None
         ]
-
-    async def stats(self, symbol: Ticker) -> PriceStats | None:
-        _, rows = await _db().execute_query(_STATS, [symbol.value, MIN_PRICE, MAX_PRICE])
-        if not rows:
-            return None
-        row = rows[0]
-        return PriceStats(
-            current_price=row["current_price"],
-            min_price=row["min_price"],
-            max_price=row["max_price"],
-            avg_price=row["avg_price"],
-            oldest_price=row["oldest_price"],
-            newest_price=row["newest_price"],
-            records_count=row["records_count"],
-        )
+        return rows[0]["current_price"], points
 
     async def delete(self, symbol: Ticker) -> bool:
         _, rows = await _db().execute_query(_DELETE, [symbol.value])

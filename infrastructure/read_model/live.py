@@ -149,7 +149,6 @@ class LiveReadModel:
         self._sync_timeout = sync_timeout
         self._max_retry_delay = max_retry_delay
         self._live = False
-        self._went_live = asyncio.Event()
         self._loads = 0  # times it went live
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
@@ -174,15 +173,6 @@ class LiveReadModel:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._close()
-
-    async def wait_live(self, within: float) -> bool:
-        """For tests and start-up: whether the model went live within ``within`` s."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                while not self._live:
-                    self._went_live.clear()
-                    await self._went_live.wait()
-        return self._live
 
     async def sync(self) -> None:
         """Return once this worker's model has applied every write committed before
@@ -314,7 +304,6 @@ class LiveReadModel:
     def _set_live(self) -> None:
         self._live = True
         self._loads += 1
-        self._went_live.set()
         self._observe(True)
         if self._outage_logged:
             self._outage_logged = False

@@ -33,10 +33,10 @@ class ReadModelCryptoRepository:
             return self._model.store.history(symbol, limit)
         return await self._db.history(symbol, limit)
 
-    async def stats(self, symbol: Ticker) -> PriceStats | None:
-        if self._model.live:
-            return self._model.store.stats(symbol)
-        return await self._db.stats(symbol)
+    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
+        if self._model.live and 1 <= limit <= self._model.store.keep:
+            return self._model.store.stats(symbol, limit)
+        return await self._db.stats(symbol, limit)
 
     async def tracked_coins(self) -> list[TrackedCoin]:
         return await self._db.tracked_coins()  # the poller's: the database decides

@@ -196,11 +196,6 @@ class SharedLoginThrottle:
         self._clock = clock
         self._shared: tuple[Redis, WindowLoginThrottle] | None = None
 
-    @property
-    def shared(self) -> bool:
-        """False from the moment a Redis call fails until one succeeds again."""
-        return self._redis.available
-
     async def check(self, username: str, address: str) -> None:
         wait = await self._run(lambda shared: shared.full(username, address))
         if isinstance(wait, Skipped):

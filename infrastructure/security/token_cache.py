@@ -45,9 +45,6 @@ class CachingTokenService:
     def issue(self, user_id: int) -> str:
         return self._tokens.issue(user_id)
 
-    def subject(self, token: str) -> str:
-        return self.verify(token)[0]
-
     def verify(self, token: str) -> tuple[str, int]:
         cached = self._verified.get(token)
         if cached is None:

@@ -66,9 +66,6 @@ class JwtTokenService:
         claims = {"sub": str(user_id), "iat": now, "exp": now + self._expires}
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def subject(self, token: str) -> str:
-        return self.verify(token)[0]
-
     def verify(self, token: str) -> tuple[str, int]:
         """The subject and the exp (Unix seconds) of a valid token. Raises InvalidToken."""
         try:

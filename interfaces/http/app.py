@@ -59,7 +59,7 @@ def mount_poller(app: Sanic, wiring: Wiring) -> None:
     async def start_poller(app: Sanic) -> None:
         # Our own task, not app.add_task: Sanic's shutdown_tasks spins forever on a
         # task that must await while it is cancelled (releasing the lock does).
-        app.ctx.poller = asyncio.create_task(wiring.price_poller().run(), name="price-poller")
+        app.ctx.poller = asyncio.create_task(wiring.poll_schedule().run(), name="price-poller")
 
     @app.before_server_stop
     async def stop_poller(app: Sanic) -> None:

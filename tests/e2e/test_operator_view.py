@@ -116,7 +116,7 @@ async def test_json_logs_show_no_secret_and_tag_each_request(database_url, gecko
         "sanic.root",
         "sanic.server",
         "interfaces.http.access",
-        "application.price_poller",
+        "application.poll_schedule",
     } <= loggers
 
 

@@ -1,4 +1,4 @@
-"""``python -m interfaces.poller``: the same wiring as the API, polling on its own, and
+"""``python -m interfaces.standalone_poller``: the same wiring as the API, polling on its own, and
 stopping cleanly on SIGTERM."""
 
 import asyncio
@@ -26,7 +26,13 @@ async def test_the_standalone_poller_polls_and_stops_on_sigterm(database_url, ge
         log = tmp_path / "poller.log"
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "interfaces.poller", cwd=ROOT, env=env, stdout=out, stderr=out
+                sys.executable,
+                "-m",
+                "interfaces.standalone_poller",
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=out,
             )
         try:
             deadline = time.monotonic() + 30

@@ -15,7 +15,7 @@ import pytest
 from tortoise import Tortoise
 from tortoise.connection import get_connection
 
-from application.poll_prices import PollResult
+from application.poll_cycle import PollResult
 from bootstrap import bootstrap, database
 from domain.errors import StorageUnavailable
 from infrastructure.db.config import connect_kwargs, tortoise_config
@@ -87,12 +87,12 @@ async def test_the_poller_gets_a_longer_deadline_than_requests(database_url: str
         await one("SELECT 1 FROM pg_sleep(1)")  # twice a request's deadline
         return PollResult(tracked=0, updated=0)
 
-    wiring = replace(wiring, services=replace(wiring.services, poll_prices=slow_cycle))
+    wiring = replace(wiring, services=replace(wiring.services, poll_cycle=slow_cycle))
     try:
         async with database(wiring):
             with pytest.raises(StorageUnavailable):
                 await slow_cycle()
-            assert await wiring.price_poller().poll() == PollResult(tracked=0, updated=0)
+            assert await wiring.poll_schedule().poll() == PollResult(tracked=0, updated=0)
     finally:
         await wiring.close()
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from application.poll_prices import PollPrices
+from application.poll_cycle import PollCycle
 from domain.errors import UpstreamRateLimited
 from domain.model import Crypto, Ticker
 from infrastructure.clock import utc_now
@@ -29,7 +29,7 @@ async def world(db):
         for i in range(COUNT):
             await repo.add(Crypto(Ticker(f"C{i}"), f"coin-{i}", f"Coin {i}", 1.0, start))
         try:
-            yield fake, repo, PollPrices(repo, client, utc_now, history_limit=100)
+            yield fake, repo, PollCycle(repo, client, utc_now, history_limit=100)
         finally:
             await client.close()
 

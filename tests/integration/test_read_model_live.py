@@ -14,7 +14,7 @@ from infrastructure.read_model.live import LiveReadModel
 from tests.support.clock import wait_until
 from tests.support.cryptos import at
 from tests.support.database import insert_cryptos
-from tests.support.read_models import live_read_model, terminate_listeners
+from tests.support.read_models import live_read_model, terminate_listeners, went_live
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ async def test_a_lost_connection_stops_memory_reads_at_once_and_reloads(
     # The set missed that insert (no notification); the reload finds it.
     assert await terminate_listeners(db) == 1
     await wait_until(lambda: not model.live, "the model to stop serving")
-    assert await model.wait_live(within=30)
+    await went_live(model)
     found = model.store.get(Ticker("BTC"))
     assert found is not None and found.coin_id == "bitcoin"
 
@@ -64,4 +64,4 @@ async def test_a_write_that_does_not_come_back_in_time_makes_the_model_reload(
     async with live_read_model(db, KEEP, notify=lost, sync_timeout=0.2) as model:
         await model.sync()
         assert not model.live  # rather than risk a stale answer
-        assert await model.wait_live(within=30)
+        await went_live(model)

@@ -234,7 +234,7 @@ async def test_stats_are_one_query(repo: TortoiseCryptoRepository, sent_sql: lis
     await repo.record_prices([PriceUpdate(btc, 20.0, at(1))], KEEP)
 
     sent_sql.clear()
-    stats = await repo.stats(Ticker("BTC"))
+    stats = await repo.stats(Ticker("BTC"), KEEP)
 
     assert len(sent_sql) == 1, sent_sql
     assert stats is not None and stats.records_count == 2
@@ -244,7 +244,7 @@ async def test_stats_of_a_crypto_without_rows(repo: TortoiseCryptoRepository) ->
     btc = await track(repo, "BTC", 5.0)
     await rows("DELETE FROM price_history WHERE crypto_id = $1", btc)
 
-    stats = await repo.stats(Ticker("BTC"))
+    stats = await repo.stats(Ticker("BTC"), KEEP)
 
     assert stats is not None
     assert (stats.current_price, stats.records_count) == (5.0, 0)
@@ -325,7 +325,7 @@ async def test_the_repositories_recover_when_postgres_drops_every_connection(
     operations = {
         "record_prices": lambda: repo.record_prices([PriceUpdate(btc, 2.0, at(1))], KEEP),
         "list": repo.list,
-        "stats": lambda: repo.stats(Ticker("BTC")),
+        "stats": lambda: repo.stats(Ticker("BTC"), KEEP),
         "add": lambda: users.add(next(usernames), "hash"),
         "get": lambda: users.get_by_username("nobody"),
     }

@@ -271,7 +271,7 @@ async def test_stats_follow_the_timestamps(store: Store) -> None:
     for price, second in ((40.0, 30), (30.0, 10), (20.0, 20)):  # out of time order
         await record(store, PriceUpdate(btc, price, at(second)))
 
-    stats = await store.cryptos.stats(BTC)
+    stats = await store.cryptos.stats(BTC, KEEP)
 
     assert stats is not None
     assert stats.current_price == 40.0
@@ -279,7 +279,19 @@ async def test_stats_follow_the_timestamps(store: Store) -> None:
     assert (stats.oldest_price, stats.newest_price) == (10, 40)
     assert stats.records_count == 4
     assert (stats.price_change, stats.price_change_percent) == (30, 300)
-    assert await store.cryptos.stats(ETH) is None
+    assert await store.cryptos.stats(ETH, KEEP) is None
+
+
+async def test_stats_cover_the_newest_limit_rows_of_the_history(store: Store) -> None:
+    btc = await track(store, "BTC", 10.0)
+    for price, second in ((40.0, 30), (30.0, 10), (20.0, 20)):
+        await record(store, PriceUpdate(btc, price, at(second)))
+
+    stats = await store.cryptos.stats(BTC, 2)
+
+    assert stats is not None
+    assert (stats.oldest_price, stats.newest_price, stats.records_count) == (20, 40, 2)
+    assert (stats.min_price, stats.max_price, stats.avg_price) == (20, 40, 30)
 
 
 @pytest.mark.parametrize(
@@ -304,7 +316,7 @@ async def test_stats_are_exact_decimals_rounded_by_the_domain_rules(
     for second, price in enumerate(prices[1:], start=1):
         await record(store, PriceUpdate(btc, price, at(second)))
 
-    stats = await store.cryptos.stats(BTC)
+    stats = await store.cryptos.stats(BTC, KEEP)
 
     assert stats is not None
     found = (
@@ -324,7 +336,7 @@ async def test_stats_leave_out_stored_prices_outside_the_sane_range(store: Store
     for second, price in enumerate((1.7e308, 20.0, 5e-324, 30.0), start=1):
         await record(store, PriceUpdate(btc, price, at(second)))
 
-    stats = await store.cryptos.stats(BTC)
+    stats = await store.cryptos.stats(BTC, KEEP)
 
     assert stats is not None
     assert (stats.min_price, stats.max_price, stats.avg_price) == (10, 30, 20)
@@ -343,7 +355,7 @@ async def test_delete_removes_the_crypto_and_its_history(store: Store) -> None:
 
     assert await store.cryptos.get(BTC) is None
     assert await store.cryptos.history(BTC, KEEP) is None
-    assert await store.cryptos.stats(BTC) is None
+    assert await store.cryptos.stats(BTC, KEEP) is None
     assert await store.cryptos.list() == [eth]
     assert await store.cryptos.delete(BTC) is False
 

@@ -11,6 +11,7 @@ import asyncpg
 
 from infrastructure.db.config import connect_kwargs
 from infrastructure.read_model.live import APPLICATION_NAME, LiveReadModel
+from tests.support.clock import wait_until
 
 _OF_THIS_DATABASE = (
     "FROM pg_stat_activity WHERE application_name LIKE $1 || '%' AND datname = current_database()"
@@ -40,6 +41,11 @@ async def terminate_listeners(database_url: str) -> int:
         await conn.close()
 
 
+async def went_live(model: LiveReadModel, within: float = 30) -> None:
+    """Once ``model`` serves from memory (loaded); fails after ``within`` s."""
+    await wait_until(lambda: model.live, "the read model to go live", within)
+
+
 @asynccontextmanager
 async def live_read_model(url: str, keep: int, **options: Any) -> AsyncIterator[LiveReadModel]:
     """A ``LiveReadModel(url, keep, **options)`` started and loaded (live) for the
@@ -47,7 +53,7 @@ async def live_read_model(url: str, keep: int, **options: Any) -> AsyncIterator[
     model = LiveReadModel(url, keep, **options)
     await model.start()
     try:
-        assert await model.wait_live(within=30)
+        await went_live(model)
         yield model
     finally:
         await model.stop()

@@ -28,7 +28,7 @@ from tests.support.ports import MAX_PORT_ATTEMPTS, free_port, lost_the_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "test-only-secret-" + "0123456789abcdef" * 3
-POLLER_LOGGER = "application.price_poller"  # one line a cycle, whatever its outcome
+POLLER_LOGGER = "application.poll_schedule"  # one line a cycle, whatever its outcome
 LEADER_LINE = "this worker now runs the price poller"
 
 

@@ -18,6 +18,7 @@ from domain.model import (
     TrackedCoin,
     User,
 )
+from domain.rules import CurrentPriceNeverMovesBack, HistoryKeepsTheNewest, latest_update_per_crypto
 
 
 class FakeClock:
@@ -29,14 +30,22 @@ class FakeClock:
         return self.now
 
 
+@dataclass(frozen=True, slots=True)
+class _Row:
+    row_id: int
+    point: PricePoint
+
+
 @dataclass
 class InMemoryCryptoRepository:
-    """The rules of the PostgreSQL repository, in memory; the contract suite
-    (tests/integration/test_repository_contract.py) holds both to the same cases."""
+    """The rules of the PostgreSQL repository (domain.rules, PriceStats.of), in memory;
+    the contract suite (tests/integration/test_repository_contract.py) holds both to
+    the same cases."""
 
     rows: dict[str, Crypto] = field(default_factory=dict)
-    points: dict[int, list[PricePoint]] = field(default_factory=dict)  # by time, then arrival
+    history_rows: dict[int, list[_Row]] = field(default_factory=dict)  # in history order
     next_id: int = 1
+    next_row_id: int = 1
     record_calls: int = 0
 
     async def list(self) -> list[Crypto]:
@@ -51,28 +60,30 @@ class InMemoryCryptoRepository:
         stored = replace(crypto, id=self.next_id)
         self.next_id += 1
         self.rows[crypto.symbol.value] = stored
-        self.points[stored.id] = [PricePoint(crypto.current_price, crypto.last_updated)]
+        self.history_rows[stored.id] = [self._row(crypto.current_price, crypto.last_updated)]
         return stored
 
+    def _row(self, price: float, at: datetime) -> _Row:
+        self.next_row_id += 1
+        return _Row(self.next_row_id - 1, PricePoint(price, at))
+
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
-        if keep < 1:
-            raise ValueError(f"keep must be at least 1, got {keep}")
+        rule = HistoryKeepsTheNewest(keep)  # refuses keep < 1
         self.record_calls += 1
-        latest: dict[int, PriceUpdate] = {}
-        for u in sorted(updates, key=lambda u: u.at):  # stable: a tie goes to the later one
-            latest[u.crypto_id] = u
         by_id = {c.id: c for c in self.rows.values()}
         done = set()
-        for u in latest.values():
+        for u in latest_update_per_crypto(updates):
             crypto = by_id.get(u.crypto_id)
             if crypto is None:
                 continue
-            if crypto.last_updated <= u.at:  # the current price never goes back in time
+            if not CurrentPriceNeverMovesBack(crypto.last_updated, u.at).is_broken():
                 self.rows[crypto.symbol.value] = replace(
                     crypto, current_price=u.price, last_updated=u.at
                 )
-            points = [*self.points[u.crypto_id], PricePoint(u.price, u.at)]
-            self.points[u.crypto_id] = sorted(points, key=lambda p: p.timestamp)[-keep:]
+            rows = [*self.history_rows[u.crypto_id], self._row(u.price, u.at)]
+            rows.sort(key=lambda r: rule.order(r.point.timestamp, r.row_id))
+            del rows[: rule.surplus(len(rows))]
+            self.history_rows[u.crypto_id] = rows
             done.add(u.crypto_id)
         return done
 
@@ -84,19 +95,22 @@ class InMemoryCryptoRepository:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         crypto = self.rows.get(symbol.value)
-        return None if crypto is None else self.points[crypto.id][-limit:]
-
-    async def stats(self, symbol: Ticker) -> PriceStats | None:
-        crypto = self.rows.get(symbol.value)
         if crypto is None:
             return None
-        return PriceStats.of(crypto.current_price, (p.price for p in self.points[crypto.id]))
+        return [r.point for r in self.history_rows[crypto.id][-limit:]]
+
+    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
+        crypto = self.rows.get(symbol.value)
+        points = await self.history(symbol, limit)
+        if crypto is None or points is None:
+            return None
+        return PriceStats.of(crypto.current_price, (p.price for p in points))
 
     async def delete(self, symbol: Ticker) -> bool:
         crypto = self.rows.pop(symbol.value, None)
         if crypto is None:
             return False
-        del self.points[crypto.id]
+        del self.history_rows[crypto.id]
         return True
 
 
@@ -174,11 +188,8 @@ class CountingTokens:
 
     expires_at: int = 2_000_000_000  # 2033-05-18T03:33:20Z
 
-    def subject(self, token: str) -> str:
-        return token.removeprefix("token-for-")
-
     def verify(self, token: str) -> tuple[str, int]:
-        return self.subject(token), self.expires_at
+        return token.removeprefix("token-for-"), self.expires_at
 
 
 @dataclass

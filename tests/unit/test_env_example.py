@@ -4,9 +4,14 @@ reads, in the same order, and the example's values are the defaults."""
 import re
 from pathlib import Path
 
-from infrastructure.settings import Settings, setting_names
+from infrastructure.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def setting_names() -> list[str]:
+    """Every environment variable the settings read, in their documented order."""
+    return [name.upper() for name in Settings.model_fields]
 
 
 def env_example() -> list[tuple[str, str]]:

@@ -4,22 +4,29 @@ the events each change makes."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
 from domain.events import CryptoAdded, CryptoRemoved, PriceChanged
 from domain.model import PricePoint, PriceStats, Ticker
 from infrastructure.read_model.store import (
+    EPOCH,
     CryptoState,
     HistoryRow,
     PriceState,
     TrackedSet,
-    micros,
     moment,
 )
 from tests.support.cryptos import at, crypto
 
 BTC, ETH = Ticker("BTC"), Ticker("ETH")
+
+
+def micros(when: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly, as the listener's queries give them."""
+    delta = when - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def stored(symbol: str, crypto_id: int, price: float = 100.0, seconds: int = 0):
@@ -140,3 +147,69 @@ def test_a_crypto_loaded_with_more_rows_than_keep_holds_the_newest():
     tracked = TrackedSet(keep=3)
     tracked.upsert([state("BTC", 1, *(row(i, i, float(i)) for i in range(1, 6)))])
     assert prices(tracked) == [3.0, 4.0, 5.0]
+
+
+def test_a_current_price_of_an_older_moment_is_not_applied_but_its_row_is():
+    tracked = TrackedSet(keep=5)
+    tracked.upsert([CryptoState.of(stored("BTC", 1, 1.0, seconds=10), [row(1, 10, 1.0)])])
+    assert tracked.apply_prices([PriceState(1, 0.5, at(5), [row(2, 5, 0.5)])]) == []
+    found = tracked.get(BTC)
+    assert found is not None and (found.current_price, found.last_updated) == (1.0, at(10))
+    assert prices(tracked) == [0.5, 1.0]
+
+
+def versions(tracked: TrackedSet, symbol: Ticker = BTC) -> tuple[int | None, ...]:
+    """The versions of the list and of what is held of ``symbol``, as read now."""
+    crypto, history, stats = tracked.get(symbol), tracked.history(symbol, 5), tracked.stats(symbol)
+    return (
+        tracked.version_of(tracked.list()),
+        tracked.version_of(crypto, symbol),
+        tracked.version_of(history, symbol),
+        tracked.version_of(stats, symbol),
+    )
+
+
+def test_every_change_gives_the_crypto_and_the_list_new_versions():
+    tracked = TrackedSet(keep=5)
+    tracked.upsert([state("BTC", 1, row(1, 0, 1.0))])
+    added = versions(tracked)
+    assert None not in added
+    _, btc_version, *others = added
+    assert others == [btc_version, btc_version]  # one version for all that is held of it
+    assert versions(tracked) == added  # reading changes nothing
+
+    tracked.apply_prices([PriceState(1, 2.0, at(10), [row(2, 10, 2.0)])])  # a new price
+    priced = versions(tracked)
+    assert all(new > old for new, old in zip(priced, added, strict=True))  # type: ignore[operator]
+
+    tracked.apply_prices([PriceState(1, 2.0, at(10), [row(2, 10, 2.0)])])  # the same again
+    assert versions(tracked) == priced
+
+    tracked.apply_prices([PriceState(1, 2.0, at(10), [])], keep=1)  # a trim only
+    trimmed = versions(tracked)
+    assert trimmed[0] == priced[0]  # the listed crypto is the same
+    assert trimmed[1] is not None and priced[1] is not None and trimmed[1] > priced[1]
+
+    tracked.upsert([state("ETH", 2, row(3, 0, 5.0))])  # another crypto added
+    assert versions(tracked)[0] != trimmed[0] and versions(tracked)[1:] == trimmed[1:]
+
+    tracked.remove([2])  # and deleted
+    assert versions(tracked)[0] not in (trimmed[0], None)
+
+
+def test_values_not_handed_out_by_the_set_have_no_version():
+    tracked = TrackedSet(keep=5)
+    tracked.upsert([state("BTC", 1, row(1, 0, 1.0), row(2, 1, 2.0))])
+    crypto, listed = tracked.get(BTC), tracked.list()
+    # Equal values read through to the database are other objects: no version.
+    assert tracked.version_of(replace(crypto), BTC) is None  # type: ignore[arg-type]
+    assert tracked.version_of(list(listed)) is None
+    assert tracked.version_of(tracked.history(BTC, 5), ETH) is None
+    assert tracked.version_of(PriceStats.of(1.0, [1.0]), BTC) is None
+    # A shorter history or its stats are made on the spot: not kept, no version.
+    assert tracked.version_of(tracked.history(BTC, 1), BTC) is None
+    assert tracked.version_of(tracked.stats(BTC, 1), BTC) is None
+
+    tracked.remove([1])  # what was handed out before has none any more
+    assert tracked.version_of(crypto, BTC) is None
+    assert tracked.version_of(listed) is None

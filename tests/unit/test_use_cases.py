@@ -8,7 +8,7 @@ from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
 from application.list_cryptos import ListCryptos
 from application.login_user import LoginUser
-from application.poll_prices import PollPrices
+from application.poll_cycle import PollCycle
 from application.price_history import PriceHistory
 from application.price_stats import PriceStatistics
 from application.refresh_crypto import RefreshCrypto
@@ -54,7 +54,7 @@ def world():
     w = World()
     w.add = AddCrypto(w.repo, ResolveTicker(w.cache, w.source), w.source, w.clock)
     w.refresh = RefreshCrypto(w.repo, w.source, w.clock, history_limit=3)
-    w.poll = PollPrices(w.repo, w.source, w.clock, history_limit=3)
+    w.poll = PollCycle(w.repo, w.source, w.clock, history_limit=3)
     return w
 
 
@@ -157,7 +157,7 @@ async def test_refresh_unknown_is_not_found(world):
 
 async def test_stats_and_history_not_found(world):
     with pytest.raises(CryptoNotFound):
-        await PriceStatistics(world.repo)("BTC")
+        await PriceStatistics(world.repo, 100)("BTC")
     with pytest.raises(CryptoNotFound):
         await PriceHistory(world.repo, 100)("BTC")
 
@@ -166,11 +166,20 @@ async def test_stats(world):
     await world.add("BTC")  # 45000.5
     world.source.quotes["bitcoin"] = 50000.0
     await world.refresh("BTC")
-    symbol, stats = await PriceStatistics(world.repo)("btc")
+    symbol, stats = await PriceStatistics(world.repo, 100)("btc")
     assert symbol == Ticker("BTC")
     assert stats.records_count == 2
     assert stats.price_change == Decimal("4999.5")
     assert stats.price_change_percent == Decimal("11.11")
+
+
+async def test_stats_cover_the_history_the_history_route_shows(world):
+    await world.add("BTC")  # 45000.5
+    for price in (50000.0, 40000.0):
+        world.source.quotes["bitcoin"] = price
+        await world.refresh("BTC")
+    _, stats = await PriceStatistics(world.repo, 2)("BTC")
+    assert (stats.records_count, stats.min_price, stats.max_price) == (2, 40000, 50000)
 
 
 async def test_poll_updates_every_crypto_in_one_batch_and_one_write(world):

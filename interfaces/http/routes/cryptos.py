@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
 
+from domain.model import Ticker
 from interfaces.http.auth import require_user
 from interfaces.http.bodies import json_object, string_field
 from interfaces.http.presenters import crypto_json, history_json, stats_json
@@ -35,8 +38,18 @@ bp.on_request(require_user)
 secured = token_required  # documents the bearer token and its 401 in /docs
 UPSTREAM_FAILED = (500, "CoinGecko failed or is rate limited (then with Retry-After)")
 log = logging.getLogger(__name__)
-# Per worker: the read model hands out the same objects until they change.
+# Bodies kept by the read model's versions (a version is unique in the process, so
+# apps sharing this, in tests, cannot mix their bodies up).
 RENDERED = RenderedBodies()
+
+
+def rendered(
+    request: Request, kind: str, value: object, symbol: Ticker | None, render: Callable[[], Any]
+) -> HTTPResponse:
+    """``render()``'s JSON body, kept while the read model's version of ``value`` holds
+    (the list's when ``symbol`` is None); rendered anew for a value read through."""
+    version = request.app.ctx.wiring.read_model.store.version_of(value, symbol)
+    return RENDERED.response((kind, symbol), version, render)
 
 
 def log_change(request: Request, action: str, symbol: object) -> None:
@@ -62,7 +75,9 @@ async def list_cryptos(request: Request) -> HTTPResponse | None:
         await stream_prices(request, request.app.ctx.wiring.settings.stream_heartbeat_seconds)
         return None
     cryptos = await services(request).list_cryptos()
-    return RENDERED.response(cryptos, lambda: {"cryptos": [crypto_json(c) for c in cryptos]})
+    return rendered(
+        request, "list", cryptos, None, lambda: {"cryptos": [crypto_json(c) for c in cryptos]}
+    )
 
 
 @bp.post("")
@@ -100,7 +115,7 @@ async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
     "last_updated": "2024-01-01T12:00:00Z"}
     """
     crypto = await services(request).get_crypto(symbol)
-    return RENDERED.response(crypto, lambda: crypto_json(crypto))
+    return rendered(request, "crypto", crypto, crypto.symbol, lambda: crypto_json(crypto))
 
 
 @bp.put("/<symbol:str>/refresh")
@@ -124,7 +139,7 @@ async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
 async def price_history(request: Request, symbol: str) -> HTTPResponse:
     """Stored prices, oldest first."""
     ticker, points = await services(request).price_history(symbol)
-    return RENDERED.response(points, lambda: history_json(ticker, points))
+    return rendered(request, "history", points, ticker, lambda: history_json(ticker, points))
 
 
 @bp.get("/<symbol:str>/stats")
@@ -135,7 +150,7 @@ async def price_history(request: Request, symbol: str) -> HTTPResponse:
 async def price_stats(request: Request, symbol: str) -> HTTPResponse:
     """Min, max, average and change over the stored history."""
     ticker, stats = await services(request).price_stats(symbol)
-    return RENDERED.response(stats, lambda: stats_json(ticker, stats))
+    return rendered(request, "stats", stats, ticker, lambda: stats_json(ticker, stats))
 
 
 @bp.delete("/<symbol:str>")

@@ -1,4 +1,5 @@
-"""One cycle of the background poller: refresh every tracked price."""
+"""One cycle of the poller: refresh every tracked price once (``poll_schedule`` runs
+it on a schedule)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class PollResult:
 
 
 @dataclass(frozen=True, slots=True)
-class PollPrices:
+class PollCycle:
     cryptos: CryptoRepository
     source: PriceSource
     clock: Clock

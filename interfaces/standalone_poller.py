@@ -1,4 +1,6 @@
-"""The price poller on its own, without the HTTP API: ``python -m interfaces.poller``.
+"""The standalone poller process, without the HTTP API:
+``python -m interfaces.standalone_poller`` (its entry point; the schedule it runs is
+``application.poll_schedule``).
 
 For a deployment that would rather run the poller as a separate process (or
 Deployment) and start its API servers with ``PRICE_POLLER_ENABLED=false``. It is
@@ -16,7 +18,7 @@ import sys
 
 from bootstrap import bootstrap, database
 
-log = logging.getLogger("interfaces.poller")  # not __name__: that is __main__ under -m
+log = logging.getLogger("interfaces.standalone_poller")  # not __name__: that is __main__ under -m
 
 
 async def run() -> None:
@@ -31,7 +33,7 @@ async def run() -> None:
             log.info(
                 "price poller started (every %g s)", wiring.settings.price_poll_interval_seconds
             )
-            await wiring.price_poller().run()
+            await wiring.poll_schedule().run()
     except asyncio.CancelledError:
         log.info("price poller stopped")
     finally:

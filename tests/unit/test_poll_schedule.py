@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from application.poll_prices import PollResult
-from application.price_poller import PricePoller
+from application.poll_cycle import PollResult
+from application.poll_schedule import PollSchedule
 from domain.errors import UpstreamError, UpstreamRateLimited
 
 
@@ -66,12 +66,12 @@ class Monitor:
 def poller(clock, poll, lock, interval=30.0):
     monitor = Monitor()
     return (
-        PricePoller(poll, lock, interval, monitor, clock.monotonic, clock.sleep),
+        PollSchedule(poll, lock, interval, monitor, clock.monotonic, clock.sleep),
         monitor,
     )
 
 
-async def run(p: PricePoller) -> None:
+async def run(p: PollSchedule) -> None:
     with pytest.raises(asyncio.CancelledError):
         await p.run()
 

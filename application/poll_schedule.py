@@ -1,6 +1,6 @@
-"""The background price poller's schedule: one cycle every interval, by the leader only.
+"""The poll cycle's schedule: one cycle every interval, by the leader only.
 
-Every process that runs a PricePoller competes for the leader lock; only the holder
+Every process that runs a PollSchedule competes for the leader lock; only the holder
 polls, so a deployment polls once per interval however many workers and replicas it
 has. A failing cycle is logged and tried again at the next tick; after a 429 the next
 cycle waits out CoinGecko's Retry-After. ``run`` only ends when cancelled.
@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from application.poll_prices import PollResult
+from application.poll_cycle import PollResult
 from domain.errors import StorageUnavailable, UpstreamError, UpstreamRateLimited
 from domain.ports import LeaderLock, PollerMonitor
 
@@ -32,7 +32,7 @@ class _Unmonitored:
 
 
 @dataclass(slots=True)
-class PricePoller:
+class PollSchedule:
     poll: Callable[[], Awaitable[PollResult]]
     lock: LeaderLock
     interval: float
