@@ -46,7 +46,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     AERICH_NO_TORTOISE_V1_WARNING=1 \
     DATA_DIR=/app/data \
     PORT=8000 \
-    WORKERS=2 \
     LOG_FORMAT=json
 
 RUN groupadd --system --gid 10001 app \
@@ -71,5 +70,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(0 if urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health\", timeout=4).status == 200 else 1)"]
 
-# exec: sanic becomes PID 1 and receives SIGTERM for a graceful shutdown.
-CMD ["sh", "-c", "exec sanic interfaces.http.app:create_app --factory --host 0.0.0.0 --port \"$PORT\" --workers \"$WORKERS\" --no-motd"]
+# One process (more cores: more containers, README "Using more cores"). exec: sanic
+# becomes PID 1 and receives SIGTERM for a graceful shutdown.
+CMD ["sh", "-c", "exec sanic interfaces.http.app:create_app --factory --single-process --host 0.0.0.0 --port \"$PORT\" --no-motd"]

@@ -6,7 +6,7 @@
 #   make start    build the image and run it, with PostgreSQL and Redis, on kubectl's cluster
 #   make stop     delete all that make start created, the database's volume included
 #
-# Override any variable on the command line: make run PORT=9000 WORKERS=2
+# Override any variable on the command line: make run PORT=9000
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,7 +17,6 @@ PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WORKERS ?= 1
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
@@ -64,8 +63,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-run: $(STAMP) ## serve on HOST:PORT (embedded PostgreSQL and cache unless DATABASE_URL/REDIS_URL are set)
-	$(BIN)/sanic $(APP) --factory --host $(HOST) --port $(PORT) --workers $(WORKERS)
+run: $(STAMP) ## serve on HOST:PORT, one process (embedded PostgreSQL and cache unless DATABASE_URL/REDIS_URL are set)
+	$(BIN)/sanic $(APP) --factory --single-process --host $(HOST) --port $(PORT)
 
 test: $(STAMP) ## run the whole test suite (PYTEST_ARGS="-x -k name" to narrow it)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -93,14 +93,14 @@ class Wiring:
     """What ``bootstrap`` built: the services and the adapters their owner must close."""
 
     settings: Settings  # complete: database_url and jwt_secret are set
-    embedded_database: bool  # then whoever starts first applies the migrations
+    embedded_database: bool  # then the process that serves applies the migrations
     services: Services
     cache: ManagedTickerCache
     limiter: CallBudget
     source: CoinGeckoClient
     poller_monitor: PollerMonitor | None
     login_throttle: ManagedLoginThrottle
-    # Started by whoever serves reads (the HTTP workers); until then, and without
+    # Started by whoever serves reads (the HTTP server); until then, and without
     # it, every read goes to the database.
     read_model: LiveReadModel
     feed: BroadcastFeed
@@ -153,8 +153,6 @@ def with_laptop_defaults(settings: Settings) -> tuple[Settings, bool]:
     embedded = settings.database_url is None
     updates: dict[str, Any] = {}
     if embedded:
-        # Not passed on to the workers through DATABASE_URL: each starts (joins) it
-        # too, to count among its users (see infrastructure.db.embedded).
         updates["database_url"] = start_embedded_postgres(settings.data_dir / "postgres")
     if settings.jwt_secret is None:
         log.warning(

@@ -1,9 +1,9 @@
 """The poll cycle's schedule: one cycle every interval, by the leader only.
 
 Every process that runs a PollSchedule competes for the leader lock; only the holder
-polls, so a deployment polls once per interval however many workers and replicas it
-has. A failing cycle is logged and tried again at the next tick; after a 429 the next
-cycle waits out CoinGecko's Retry-After. ``run`` only ends when cancelled.
+polls, so a deployment polls once per interval however many replicas it has. A
+failing cycle is logged and tried again at the next tick; after a 429 the next cycle
+waits out CoinGecko's Retry-After. ``run`` only ends when cancelled.
 
 The clock and the sleep are injected so that tests step time instead of waiting on it.
 """

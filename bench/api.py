@@ -1,4 +1,4 @@
-"""The HTTP API under load: the real server (``sanic ... --workers 2``) as a child
+"""The HTTP API under load: the real server (``sanic ... --single-process``) as a child
 process on a scratch database, the machine's Redis and the local CoinGecko stand-in.
 
 Prints requests/s and p50/p95/p99 latency of GET /crypto, GET /crypto/{s}/history
@@ -33,7 +33,6 @@ from tests.support.live_server import free_port, sanic_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = "redis://127.0.0.1:6379/0"
-WORKERS = 2
 SYMBOLS = 20
 HISTORY_ROWS = 100
 REQUESTS = 2000  # per endpoint and concurrency, unless the run reaches RUN_SECONDS first
@@ -138,21 +137,11 @@ async def login(session: aiohttp.ClientSession, i: int) -> int:
 
 
 def role_of(process: psutil.Process, main_pid: int, port: int) -> str:
-    """What a process of the server's tree is: Sanic's workers are the children that
-    listen on the server's port; the other spawned child is the multiprocessing
-    manager that Sanic keeps its shared worker state in."""
+    """What a process of the server's tree is: the server itself (one process), or a
+    child of it such as the embedded PostgreSQL's."""
     if process.pid == main_pid:
-        return "main (sanic manager)"
-    command = " ".join(process.cmdline())
-    if "resource_tracker" in command:
-        return "multiprocessing resource tracker"
-    if any(
-        c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in process.net_connections()
-    ):
-        return "worker"
-    if "spawn_main" in command:
-        return "multiprocessing manager (shared state)"
-    return command[:40]
+        return "server"
+    return " ".join(process.cmdline())[:40]
 
 
 def memory_lines(pid: int, port: int) -> list[str]:
@@ -322,7 +311,7 @@ async def run(database_url: str) -> None:
                 "DATA_DIR": data_dir,
                 "LOG_LEVEL": "WARNING",
             }
-            command = sanic_command(port, WORKERS)
+            command = sanic_command(port)
             print(f"server: {' '.join(command[1:])} (log: {log_path.name} in a temporary dir)")
             with log_path.open("wb") as log:
                 process = await asyncio.create_subprocess_exec(
@@ -339,7 +328,7 @@ async def run(database_url: str) -> None:
 
 def main() -> None:
     started = time.perf_counter()
-    print(f"API benchmark: {WORKERS} workers, {os.cpu_count()} CPUs shared with the client")
+    print(f"API benchmark: one server process, {os.cpu_count()} CPUs shared with the client")
     with scratch_database() as url:
         asyncio.run(run(url))
     print(f"API benchmark done in {time.perf_counter() - started:.1f} s")

@@ -1,9 +1,9 @@
 """The read goals of issue 7, measured from outside with wrk (its own process).
 
-The real server (``sanic ... --workers 1``) runs on a scratch database of the machine's
+The real server (``sanic ... --single-process``) runs on a scratch database of the machine's
 PostgreSQL, the machine's Redis under a key prefix of its own, with 100 tracked
 cryptos of 100 history rows each (inserted with SQL). A bare Sanic app
-(bench/_bare_app.py, the same sanic CLI, one worker) answering a fixed crypto object
+(bench/_bare_app.py, the same sanic CLI, one process) answering a fixed crypto object
 of the same bytes is measured in the same run, before and after the routes; each
 route's requests/s is divided by the mean of the two. Everything listens on
 127.0.0.1 only. Prints the table and writes it, with the machine, to bench/RESULTS.md.
@@ -133,24 +133,12 @@ def say(label: str, result: Wrk) -> None:
     )
 
 
-def worker(main_pid: int, port: int) -> psutil.Process | None:
-    """The (first) worker of a server: the child process listening on ``port``."""
-    for process in psutil.Process(main_pid).children(recursive=True):
-        try:
-            if any(
-                c.status == psutil.CONN_LISTEN and c.laddr.port == port
-                for c in process.net_connections()
-            ):
-                return process
-        except psutil.NoSuchProcess:
-            continue
-    return None
-
-
 def worker_rss_mib(main_pid: int, port: int) -> float:
-    """Resident memory of the (one) worker."""
-    process = worker(main_pid, port)
-    return float("nan") if process is None else process.memory_info().rss / 2**20
+    """Resident memory of the server: one process (``--single-process``)."""
+    try:
+        return psutil.Process(main_pid).memory_info().rss / 2**20
+    except psutil.NoSuchProcess:
+        return float("nan")
 
 
 def machine() -> dict[str, str]:
@@ -275,10 +263,8 @@ async def run(database_url: str, report: list[str]) -> None:
         servers = Servers(Path(data_dir))
         env = server_env(database_url, secret, prefix, data_dir)
         try:
-            print(f"server: {' '.join(sanic_command(port, 1)[1:])}")
-            server = await servers.start(
-                "server", sanic_command(port, 1), env, "/health/ready", port
-            )
+            print(f"server: {' '.join(sanic_command(port)[1:])}")
+            server = await servers.start("server", sanic_command(port), env, "/health/ready", port)
             print(f"  read model live after {await wait_read_models(database_url, 1):.1f} s")
             async with aiohttp.ClientSession() as session:
                 headers = {"Authorization": f"Bearer {token}"}
@@ -287,9 +273,9 @@ async def run(database_url: str, report: list[str]) -> None:
                         raise SystemExit(f"GET /crypto/{SYMBOL}: {response.status}")
                     body = await response.text()
             bare_command = [
-                sanic_command(port, 1)[0],
+                sanic_command(port)[0],
                 "bench._bare_app:app",
-                *("--host", "127.0.0.1", "--port", str(bare_port), "--workers", "1"),
+                *("--host", "127.0.0.1", "--port", str(bare_port), "--single-process"),
             ]
             print(f"bare Sanic: {' '.join(bare_command[1:])}, answering {len(body)} bytes")
             bare = await servers.start(
@@ -320,13 +306,6 @@ async def run(database_url: str, report: list[str]) -> None:
             await servers.stop(bare)
             await servers.stop(server)
 
-            print("server with 2 workers:")
-            server2 = await servers.start(
-                "server2", sanic_command(port, 2), env, "/health/ready", port
-            )
-            print(f"  read models live after {await wait_read_models(database_url, 2):.1f} s")
-            two = await measure(base + ROUTES[0][1], token, f"{ROUTES[0][0]}, 2 workers")
-            await servers.stop(server2)
         finally:
             await servers.stop_all()
             print(f"redis keys under {prefix} deleted: {await forget_keys(prefix)}")
@@ -354,9 +333,6 @@ async def run(database_url: str, report: list[str]) -> None:
         "",
         "## Also measured",
         "",
-        f"- Requests/s, `{ROUTES[0][0]}`: {runs[0][1].rps:,.0f} with 1 worker, "
-        f"{two.rps:,.0f} with 2 workers (p99 {two.p99_ms:.2f} ms; wrk shares the same "
-        f"{os.cpu_count()} cores).",
         f"- Resident memory of the worker: {rss_warm:.1f} MiB after the warm-up, "
         f"{rss_after:.1f} MiB after {served:,} more requests ({growth:+.1f}%; goal: within "
         f"10% after {MEMORY_REQUESTS:,}): {memory_verdict}.",

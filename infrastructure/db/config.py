@@ -6,11 +6,12 @@ see ``engine.py``). The module-level ``TORTOISE_ORM`` is what ``aerich.ini`` poi
 it reads ``DATABASE_URL`` from the environment when aerich imports this module, and sets
 no such deadline (a migration may take long).
 
-Connection pool: each process (each Sanic worker) holds its own asyncpg pool of
+Connection pool: each server process holds its own asyncpg pool of
 ``minsize``..``maxsize`` connections (defaults 1 and 10 here; Tortoise's own default
-maximum is 5). Override them in the URL query: ``...?minsize=2&maxsize=20``. Size
-(``maxsize`` + 2) x workers below PostgreSQL's ``max_connections`` (100 by default):
-each worker also holds the poller's lock and its read model's listener.
+maximum is 5). Override them in the URL query: ``...?minsize=2&maxsize=20``. A process
+opens up to ``maxsize`` + 2 connections: it also holds its read model's listener and
+(while it leads, and a moment at each try) the poller's lock. Keep that x replicas
+below PostgreSQL's ``max_connections`` (100 by default).
 """
 
 from __future__ import annotations

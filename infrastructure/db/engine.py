@@ -113,9 +113,12 @@ class _PoolReconnectFilter(logging.Filter):
         return True
 
 
-_pool_log = logging.getLogger("asyncpg.pool")
-if not any(isinstance(f, _PoolReconnectFilter) for f in _pool_log.filters):
-    _pool_log.addFilter(_PoolReconnectFilter())
+def fold_pool_reconnect_tracebacks() -> None:
+    """Install the filter above on asyncpg's pool logger (once, however often called);
+    ``configure_logging`` calls it."""
+    pool_log = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, _PoolReconnectFilter) for f in pool_log.filters):
+        pool_log.addFilter(_PoolReconnectFilter())
 
 
 class DeadlineAsyncpgClient(AsyncpgDBClient):

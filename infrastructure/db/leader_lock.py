@@ -1,8 +1,9 @@
 """Leader election over a PostgreSQL advisory lock.
 
-Every worker of every replica runs a poller, but only the one holding this lock
-polls. The lock is tied to a dedicated connection: when its holder dies or loses
-the connection, PostgreSQL releases it and another worker takes over.
+Every server process (each replica, and any standalone poller) runs a poller, but
+only the one holding this lock polls. The lock is tied to a dedicated connection:
+when its holder dies or loses the connection, PostgreSQL releases it and another
+process takes over.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class AdvisoryLeaderLock:
             await conn.close(timeout=self._timeout)
             return False
         self._conn = conn
-        log.info("this worker now runs the price poller")
+        log.info("this process now runs the price poller")
         return True
 
     async def release(self) -> None:

@@ -1,4 +1,4 @@
-"""The price feed of one worker: each commit's events, fanned out to its subscribers.
+"""The price feed of the server process: each commit's events, fanned out to its subscribers.
 
 Each batch is handed to every subscriber as the same tuple, so whoever renders it
 (the SSE route) can render it once for all. A subscriber that falls ``max_backlog``

@@ -1,6 +1,6 @@
-"""Each worker's read model: the tracked set in memory, kept current by LISTEN/NOTIFY.
+"""The process's read model: the tracked set in memory, kept current by LISTEN/NOTIFY.
 
-One dedicated connection per worker listens on ``changes.CHANNEL``. On connecting it
+One dedicated connection per server process listens on ``changes.CHANNEL``. On connecting it
 loads everything, then applies each notification with one query for what it names
 (``infrastructure.db.changes``), in commit order, and hands the events each change
 makes to the price feed.
@@ -11,8 +11,8 @@ The consistency it promises:
   repository reads through to the database: no answer comes from a set that may have
   missed a notification. Losing the connection turns ``live`` off at once (asyncpg's
   termination callback), before any later request is served.
-- A worker that writes waits in ``sync()`` until its own listener has applied the
-  write, so it answers the new state right away; every other worker applies it as
+- A process that writes waits in ``sync()`` until its own listener has applied the
+  write, so it answers the new state right away; every other replica applies it as
   soon as PostgreSQL delivers the notification (a millisecond or so).
 - A connection that stops answering without closing (a network partition, a paused
   server) is found by a heartbeat query every ``heartbeat`` seconds that must answer
@@ -175,7 +175,7 @@ class LiveReadModel:
         await self._close()
 
     async def sync(self) -> None:
-        """Return once this worker's model has applied every write committed before
+        """Return once this process's model has applied every write committed before
         the call (its own, typically). When it cannot tell within ``sync_timeout``,
         the model stops serving and reloads, rather than risk answering stale data."""
         if not self._live:

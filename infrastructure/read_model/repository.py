@@ -1,4 +1,4 @@
-"""The crypto repository every request uses: reads from this worker's read model
+"""The crypto repository every request uses: reads from this process's read model
 while it is live, from PostgreSQL otherwise; writes go to PostgreSQL and return once
 the read model has them (``LiveReadModel.sync``)."""
 

@@ -16,8 +16,8 @@ characters; and no names in Redis), an address is the IP address (an IPv6 addres
 /64 network, which one subscriber holds whole), or a hash of whatever else it is.
 
 ``WindowLoginThrottle`` works on one ``limits`` storage (MemoryStorage: this process
-only). ``SharedLoginThrottle`` keeps the windows in Redis, shared by every worker and
-replica (keys ``<key_prefix>LIMITER/...``); while Redis is down (RedisGuard: bounded
+only). ``SharedLoginThrottle`` keeps the windows in Redis, shared by every replica
+(keys ``<key_prefix>LIMITER/...``); while Redis is down (RedisGuard: bounded
 calls, a circuit breaker, one WARNING per outage) each process decides with a
 WindowLoginThrottle of its own, which also counts what this process saw while Redis
 was up, so an outage starts from that. ``limits`` stamps the Redis windows with the

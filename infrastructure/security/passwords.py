@@ -8,7 +8,7 @@ it does for an unknown user (no hash) or a stored hash bcrypt cannot read.
 Hashes run on this hasher's own threads, one by default, not on the loop's default
 executor (up to cpu_count + 4 threads): bcrypt releases the GIL, so eight logins at
 once would keep eight threads on the CPU and starve the event loop of the same
-worker, and every read it serves waits (measured in bench/RESULTS.md: read p50 6.8x
+process, and every read it serves waits (measured in bench/RESULTS.md: read p50 6.8x
 its idle value with the default executor). Logins queue instead; each still costs one
 hash, and the login throttle bounds how many an attacker can queue.
 """
@@ -44,7 +44,7 @@ class BcryptPasswordHasher:
         self.rounds = rounds
         self._dummy: bytes | None = None
         self._dummy_lock = threading.Lock()
-        # Threads start on first use, in the process that hashes (a Sanic worker).
+        # Threads start on first use, in the process that hashes (the server).
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="bcrypt")
 
     async def _off_loop(self, func: Callable[..., T], *args: object) -> T:

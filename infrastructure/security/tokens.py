@@ -94,9 +94,10 @@ def load_or_create_secret(data_dir: Path) -> str:
     """The JWT secret kept in ``data_dir/jwt_secret``, made on first use.
 
     The first caller writes a random secret to a private temporary file and links
-    it into place, so the file appears whole or not at all: when several worker
-    processes race, one link wins and everyone reads the winner's secret. The file
-    is readable by its owner only (0600). Blocking file I/O: call it at start-up.
+    it into place, so the file appears whole or not at all: when several processes
+    race (servers started together on one DATA_DIR), one link wins and everyone
+    reads the winner's secret. The file is readable by its owner only (0600).
+    Blocking file I/O: call it at start-up.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / SECRET_FILE_NAME

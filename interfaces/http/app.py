@@ -1,8 +1,8 @@
 """The Sanic app factory: mounts routes, middleware and listeners on what ``bootstrap``
 wired.
 
-``sanic interfaces.http.app:create_app --factory`` calls it in the main process and
-in every worker.
+``sanic interfaces.http.app:create_app --factory --single-process`` calls it once:
+the server is one process (more cores: more replicas, see README "Using more cores").
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from collections.abc import Mapping
 
 from sanic import HTTPResponse, Request, Sanic
 from sanic.response import redirect
@@ -18,14 +20,12 @@ from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
 from infrastructure.db.migrate import upgrade
-from infrastructure.metrics import forget_this_process
 from infrastructure.settings import Settings
-from interfaces.http import sanic_fixes
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.observability import mount_observability
 from interfaces.http.routes import auth, cryptos, health, metrics, pages
+from interfaces.http.sanic_fixes import ServerApp
 from interfaces.http.security_headers import mount_security_headers
-from interfaces.http.supervision import mount_supervision
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,19 @@ async def docs_index(request: Request) -> HTTPResponse:
     return redirect(request.app.url_for("openapi.spec"))
 
 
+def note_ignored_workers(environ: Mapping[str, str]) -> None:
+    """WORKERS used to set Sanic's worker processes; one line says it no longer does."""
+    if environ.get("WORKERS", "").strip():
+        log.warning(
+            "WORKERS=%s is ignored: the server is one process; "
+            "for more cores run more replicas (README: Using more cores)",
+            environ["WORKERS"].strip(),
+        )
+
+
 def mount_poller(app: Sanic, wiring: Wiring) -> None:
-    """Every worker runs the poller's schedule; its leader lock lets one of them poll."""
+    """The process runs the poller's schedule; its leader lock lets one process of the
+    deployment (of every replica, and any standalone poller) poll at a time."""
 
     @app.after_server_start
     async def start_poller(app: Sanic) -> None:
@@ -71,7 +82,7 @@ def mount_poller(app: Sanic, wiring: Wiring) -> None:
 
 
 def mount_read_model(app: Sanic, wiring: Wiring) -> None:
-    """Each worker keeps its own read model and serves its own price streams."""
+    """The process keeps its own read model, fed by NOTIFY, and serves its price streams."""
 
     @app.after_server_start
     async def start_read_model(app: Sanic) -> None:
@@ -92,8 +103,8 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     settings = wiring.settings
 
     # bootstrap configured logging for every logger, Sanic's included: no defaults of its own.
-    app = Sanic(APP_NAME, configure_logging=False)
-    sanic_fixes.apply(app)
+    note_ignored_workers(os.environ)
+    app = ServerApp(APP_NAME, configure_logging=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace_seconds
     # Only the document: sanic-ext's UI pages load their scripts from a CDN (and its
@@ -107,7 +118,6 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     register_error_handlers(app)
     mount_observability(app)
     mount_security_headers(app)
-    mount_supervision(app)
     register_tortoise(app, config=wiring.tortoise_config())
 
     for blueprint in (auth.bp, cryptos.bp, health.bp, metrics.bp, pages.bp):
@@ -115,8 +125,9 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     describe_api(app)
 
     if wiring.embedded_database:
-
-        @app.main_process_start
+        # Before the server listens and its read model loads; here, since a single
+        # process runs no main_process_start listener.
+        @app.before_server_start
         async def migrate_embedded_database(app: Sanic) -> None:
             log.info("applying migrations to the embedded PostgreSQL")
             await upgrade(wiring.database_url)
@@ -128,6 +139,5 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     @app.after_server_stop
     async def close_clients(app: Sanic) -> None:
         await wiring.close()
-        forget_this_process()
 
     return app

@@ -43,7 +43,7 @@ def event(name: str, data: Any) -> bytes:
 
 
 class _Rendered:
-    """A commit's events rendered once: every subscriber of the worker is handed the
+    """A commit's events rendered once: every subscriber in this process is handed the
     same batch object, one after the other."""
 
     def __init__(self) -> None:

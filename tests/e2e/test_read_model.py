@@ -1,4 +1,4 @@
-"""Reads come from each worker's memory, and still never lag a write: three replicas on
+"""Reads come from each server process's memory, and still never lag a write: three replicas on
 one database, a write on one, reads on all of them.
 
 - the replica that wrote answers the new state at once;

@@ -1,5 +1,5 @@
-"""The server as deployed: ``sanic interfaces.http.app:create_app --factory`` with four
-workers, as a separate process. Exactly one of them polls CoinGecko."""
+"""The server as deployed: ``sanic interfaces.http.app:create_app --factory
+--single-process``, as a separate process. It polls CoinGecko on its schedule."""
 
 import asyncio
 import os
@@ -15,26 +15,23 @@ pytestmark = pytest.mark.integration
 
 INTERVAL = 1.0
 CYCLES = 3
+WORKERS_IGNORED = "WORKERS=4 is ignored"
 
 
-async def test_four_workers_run_one_poller(database_url, gecko, tmp_path):
-    """Shown exactly, not by the pace of the calls: every poll cycle is logged by one
-    worker, the one that took the lead, and every /simple/price call CoinGecko got is
-    one of its cycles (two cryptos: one batch a cycle)."""
+async def test_one_process_polls_and_serves(database_url, gecko, tmp_path):
+    """Every poll cycle is logged by the server's one process, which took the lead, and
+    every /simple/price call CoinGecko got is one of its cycles (two cryptos: one batch
+    a cycle). A WORKERS left over from the multi-process days is said to be ignored,
+    once."""
     coins = ("BTC", "bitcoin", "Bitcoin"), ("ETH", "ethereum", "Ethereum")
     env = await polling_env(database_url, gecko.base_url, tmp_path, INTERVAL, *coins)
+    env["WORKERS"] = "4"
     gecko.set_price("bitcoin", 70000.0)
-    async with running_server(env, tmp_path / "server.log", workers=4) as server:
-
-        def workers() -> set[int]:
-            return {line["pid"] for line in server.log_lines()} - {server.process.pid}
-
+    async with running_server(env, tmp_path / "server.log") as server:
         await server.wait_ready()
-        await wait_until(lambda: len(workers()) >= 4, "four workers")
         await wait_until(lambda: len(server.poll_cycles()) >= CYCLES, f"{CYCLES} poll cycles")
         cycles_before = len(server.poll_cycles())
         calls = gecko.calls("/simple/price")
-        lines = server.log_lines()  # taken before the shutdown, when another may lead
         cycles = server.poll_cycles()
         auth = await server.register()
         async with server.client() as client:
@@ -42,8 +39,13 @@ async def test_four_workers_run_one_poller(database_url, gecko, tmp_path):
             history = (await client.get("/crypto/BTC/history", headers=auth)).json()["history"]
         assert await server.stop() == 0, server.log()[-3000:]
 
-    [leader] = [line["pid"] for line in lines if line["message"] == LEADER_LINE]
-    assert {line["pid"] for line in cycles} == {leader}  # one of the four workers
+    lines = server.log_lines()
+    assert [line["pid"] for line in lines if line["message"] == LEADER_LINE] == [server.process.pid]
+    assert {line["pid"] for line in lines} == {server.process.pid}  # one process, no other
+    assert {line["pid"] for line in cycles} == {server.process.pid}
+    ignored = [line for line in lines if line["message"].startswith(WORKERS_IGNORED)]
+    assert [line["level"] for line in ignored] == ["WARNING"], ignored
+    assert "replicas" in ignored[0]["message"]
     # A cycle's call is recorded before its line is written, and at most one is in flight.
     assert cycles_before <= len(calls) <= len(cycles) + 1
     assert all(sorted(c.query["ids"].split(",")) == ["bitcoin", "ethereum"] for c in calls)
@@ -58,7 +60,7 @@ async def test_four_workers_run_one_poller(database_url, gecko, tmp_path):
 async def test_a_bad_setting_stops_start_up_with_a_clear_message(database_url, setting, value):
     env = {**os.environ, "DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET, setting: value}
     process = await asyncio.create_subprocess_exec(
-        *sanic_command(free_port(), workers=1),
+        *sanic_command(free_port()),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,

@@ -1,6 +1,6 @@
-"""The embedded PostgreSQL: started from the wheel in a scratch directory, shared by
-processes that start it together, migrated, queried, stopped by its last holder.
-Takes a few seconds (initdb)."""
+"""The embedded PostgreSQL: started from the wheel in a scratch directory, migrated,
+queried, and stopped by the process that started it (a process that found it running
+leaves it running). Takes a few seconds (initdb)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
-# Each process starts (or joins) the server, runs a query through it, prints the URL
-# and exits, letting go of it.
-HOLDER = """
+# Starts the server or uses the running one, runs a query through it, prints the URL
+# and the database's name, and exits.
+USER = """
 import asyncio, sys
 import asyncpg
 from infrastructure.db.config import connect_kwargs
@@ -53,40 +53,35 @@ async def server_version(url: str) -> int:
         await conn.close()
 
 
-def start_together(pgdata: Path, processes: int) -> list[str]:
-    running = [
-        subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(pgdata)],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    outputs = []
-    for process in running:
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
-        outputs.append(out.strip())
-    return outputs
+def use_in_another_process(pgdata: Path) -> tuple[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", USER, str(pgdata)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    url, database = done.stdout.split()
+    return url, database
 
 
 async def test_embedded_postgres_starts_migrates_answers_and_stops(private_tmp: Path) -> None:
     pgdata = private_tmp / "data" / "postgres"
 
-    outputs = await asyncio.to_thread(start_together, pgdata, 3)
-
-    assert len(set(outputs)) == 1, outputs  # one server, one URL, for everybody
-    url, database = outputs[0].split()
+    # A process that starts it stops it as it exits.
+    url, database = await asyncio.to_thread(use_in_another_process, pgdata)
     assert database == "crypto_prices"
     assert url.startswith("postgres://postgres@/crypto_prices?host=")
     assert (pgdata / "PG_VERSION").exists()
-    assert not (pgdata / "postmaster.pid").exists(), "the last holder should have stopped it"
+    assert not (pgdata / "postmaster.pid").exists(), "the process that started it should stop it"
 
     try:
         assert await asyncio.to_thread(start_embedded_postgres, pgdata) == url
         assert await asyncio.to_thread(start_embedded_postgres, pgdata) == url  # reused
+        # A process that found it running leaves it running as it exits.
+        assert await asyncio.to_thread(use_in_another_process, pgdata) == (url, database)
         assert await server_version(url) >= 180000  # the wheel's server, not the machine's
 
         applied = await upgrade(url)

@@ -1,6 +1,6 @@
 """SharedLoginThrottle against real Redis: the machine's for the shared windows (a key
 prefix of the test's own), a private redis-server for an outage. Each throttle stands
-for one worker or replica."""
+for one replica."""
 
 from __future__ import annotations
 

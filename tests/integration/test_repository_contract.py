@@ -61,7 +61,7 @@ async def backend(kind: str, url: str) -> AsyncIterator[Store]:
     if kind == "postgres":
         yield Store(TortoiseCryptoRepository(), TortoiseUserRepository())
         return
-    # Reads from a worker's read model: each write returns once the model has it.
+    # Reads from a process's read model: each write returns once the model has it.
     async with live_read_model(url, KEEP, notify=notify_change) as model:
         repository = ReadModelCryptoRepository(TortoiseCryptoRepository(), model)
         yield Store(repository, TortoiseUserRepository())

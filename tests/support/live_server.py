@@ -48,16 +48,19 @@ async def serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
         await server.after_stop()
 
 
-def sanic_command(port: int, workers: int) -> list[str]:
-    """The server as deployed: the sanic CLI of this environment on the app factory."""
+SERVER_APP = "interfaces.http.app:create_app"
+
+
+def sanic_command(port: int, app: str = SERVER_APP) -> list[str]:
+    """The server as deployed: the sanic CLI of this environment on the app factory
+    (``app``), one process."""
     return [
         str(Path(sys.executable).with_name("sanic")),
-        "interfaces.http.app:create_app",
+        app,
         "--factory",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--workers",
-        str(workers),
+        "--single-process",
     ]

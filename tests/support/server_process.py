@@ -23,13 +23,13 @@ import httpx
 import psutil
 
 from tests.support.database import insert_cryptos, truncate_tables
-from tests.support.live_server import sanic_command
+from tests.support.live_server import SERVER_APP, sanic_command
 from tests.support.ports import MAX_PORT_ATTEMPTS, free_port, lost_the_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "test-only-secret-" + "0123456789abcdef" * 3
 POLLER_LOGGER = "application.poll_schedule"  # one line a cycle, whatever its outcome
-LEADER_LINE = "this worker now runs the price poller"
+LEADER_LINE = "this process now runs the price poller"
 
 
 def server_env(
@@ -109,21 +109,13 @@ class ServerProcess:
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
     def listening(self) -> bool:
-        """Whether this server's own processes listen on its port (then the answers on
-        that port are this server's, not another process's that took the port)."""
+        """Whether this server's process listens on its port (then the answers on that
+        port are this server's, not another process's that took the port)."""
         try:
-            main = psutil.Process(self.process.pid)
-            processes = [main, *main.children(recursive=True)]
-        except psutil.NoSuchProcess:
+            sockets = psutil.Process(self.process.pid).net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
-        for process in processes:
-            try:
-                sockets = process.net_connections(kind="tcp")
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            if any(s.status == psutil.CONN_LISTEN and s.laddr.port == self.port for s in sockets):
-                return True
-        return False
+        return any(s.status == psutil.CONN_LISTEN and s.laddr.port == self.port for s in sockets)
 
     async def wait_listening(self, seconds: float = 60) -> None:
         """Until the server listens on its port or has exited (or ``seconds`` passed:
@@ -147,7 +139,7 @@ class ServerProcess:
 
     async def stop(self, sig: signal.Signals | None = signal.SIGINT, seconds: float = 30) -> int:
         """Send ``sig`` (None: it was sent already) and wait for the exit; kill it (and
-        fail) past ``seconds``. A second SIGINT or SIGTERM would make Sanic kill its workers."""
+        fail) past ``seconds``."""
         if sig is not None and self.process.returncode is None:
             self.process.send_signal(sig)
         try:
@@ -158,14 +150,16 @@ class ServerProcess:
             raise AssertionError(f"server still running {seconds} s after the signal") from None
 
 
-async def start_server(env: Mapping[str, str], log_path: Path, workers: int) -> ServerProcess:
+async def start_server(
+    env: Mapping[str, str], log_path: Path, app: str = SERVER_APP
+) -> ServerProcess:
     """A server listening on its own port, or one that exited for another reason than
     a port some other process took (up to MAX_PORT_ATTEMPTS ports)."""
     for _ in range(MAX_PORT_ATTEMPTS):
         port = free_port()
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
-                *sanic_command(port, workers),
+                *sanic_command(port, app),
                 cwd=ROOT,
                 env=dict(env),
                 stdout=log,
@@ -198,11 +192,11 @@ async def running_servers(
 
 @asynccontextmanager
 async def running_server(
-    env: Mapping[str, str], log_path: Path, workers: int = 1
+    env: Mapping[str, str], log_path: Path, app: str = SERVER_APP
 ) -> AsyncIterator[ServerProcess]:
     """A started server, listening on its own port (not yet ready: call
     ``wait_ready``), stopped on the way out."""
-    server = await start_server(env, log_path, workers)
+    server = await start_server(env, log_path, app)
     process = server.process
     try:
         yield server

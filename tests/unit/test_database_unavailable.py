@@ -13,7 +13,13 @@ from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalEr
 
 from application.poll_schedule import PollSchedule
 from domain.errors import StorageUnavailable
-from infrastructure.db.engine import OUTAGE, OutageLog, describe, is_unavailable
+from infrastructure.db.engine import (
+    OUTAGE,
+    OutageLog,
+    describe,
+    fold_pool_reconnect_tracebacks,
+    is_unavailable,
+)
 
 ENGINE_LOG = "infrastructure.db.engine"
 
@@ -96,6 +102,7 @@ def test_asyncpg_pool_reconnect_tracebacks_become_the_one_outage_line(
     """asyncpg's pool logs a traceback at every failed attempt to reconnect its
     minimum of connections: folded into the outage line instead."""
     caplog.set_level(logging.INFO)
+    fold_pool_reconnect_tracebacks()  # as configure_logging does
     pool_log = logging.getLogger("asyncpg.pool")
     for _ in range(3):
         try:

@@ -1,23 +1,11 @@
-"""The poller's monitor and the multiprocess directory, on the metrics of this process
-(which add up over the whole test run: each test compares after with before)."""
-
-import os
-import subprocess
-import sys
-from pathlib import Path
+"""The poller's monitor and the other gauges, on the metrics of this process (which add
+up over the whole test run: each test compares after with before)."""
 
 import pytest
 
 from infrastructure import metrics
-from infrastructure.metrics import (
-    DIR_ENV,
-    PRIVATE_DIR_ENV,
-    PrometheusPollerMonitor,
-    prepare_multiprocess_dir,
-)
+from infrastructure.metrics import PrometheusPollerMonitor, observe_read_model, observe_stream
 from tests.support.metrics import Scrape
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def scrape() -> Scrape:
@@ -66,69 +54,18 @@ def test_leadership_sets_the_lock_gauge():
     assert scrape().value("cps_poller_leader") == 0
 
 
-def test_without_a_directory_a_private_one_is_made(tmp_path):
-    environ: dict[str, str] = {}
-    path = prepare_multiprocess_dir(environ)
-    assert path.is_dir() and not any(path.iterdir())
-    assert environ[DIR_ENV] == str(path)
-    assert environ[PRIVATE_DIR_ENV] == str(os.getpid())
-    path.rmdir()
-
-
-def test_the_operators_directory_is_emptied_of_old_values_by_the_main_process(tmp_path):
-    (tmp_path / "counter_123.db").write_bytes(b"old")
-    (tmp_path / "README").write_text("not ours")
-    environ = {DIR_ENV: str(tmp_path)}
-    assert prepare_multiprocess_dir(environ) == tmp_path
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["README"]
-    assert environ == {DIR_ENV: str(tmp_path)}
-
-
-def test_a_missing_operators_directory_is_created(tmp_path):
-    wanted = tmp_path / "metrics"
-    assert prepare_multiprocess_dir({DIR_ENV: str(wanted)}) == wanted
-    assert wanted.is_dir()
-
-
-@pytest.mark.parametrize("private", [False, True])
-def test_a_worker_keeps_the_directory_it_inherited(tmp_path, private):
-    (tmp_path / "counter_123.db").write_bytes(b"the main process's")
-    environ = {DIR_ENV: str(tmp_path), "SANIC_WORKER_NAME": "Sanic-Server-0-0"}
-    if private:
-        environ[PRIVATE_DIR_ENV] = "1"
-    assert prepare_multiprocess_dir(environ) == tmp_path
-    assert (tmp_path / "counter_123.db").exists()
-
-
-def test_a_server_started_by_a_process_with_a_private_directory_makes_its_own(tmp_path):
-    (tmp_path / "counter_123.db").write_bytes(b"the parent's")
-    environ = {DIR_ENV: str(tmp_path), PRIVATE_DIR_ENV: "1"}
-    path = prepare_multiprocess_dir(environ)
-    assert path != tmp_path and Path(environ[DIR_ENV]) == path
-    assert (tmp_path / "counter_123.db").exists()
-    path.rmdir()
-
-
-def test_this_process_writes_its_values_to_files():
-    # The trap this module exists for: values kept in memory would never reach a scrape.
-    assert os.environ[DIR_ENV] == str(metrics.MULTIPROCESS_DIR)
-    assert any(metrics.MULTIPROCESS_DIR.glob(f"*_{os.getpid()}.db"))
-
-
-def test_a_process_that_died_without_a_word_drops_out_of_the_live_gauges():
-    child = (
-        "import os\n"
-        "from infrastructure.metrics import POLLER_LEADER\n"
-        "POLLER_LEADER.set(1)\n"
-        "os._exit(0)\n"  # as a SIGKILL would: no after_server_stop
-    )
-    env = {**os.environ, "SANIC_WORKER_NAME": "Sanic-Server-0-0"}  # to share our directory
-    PrometheusPollerMonitor().leadership(False)
-    done = subprocess.run([sys.executable, "-c", child], env=env, cwd=ROOT, check=True)
-    assert done.returncode == 0
-    files = list(metrics.MULTIPROCESS_DIR.glob("gauge_livesum_*.db"))
-    assert len(files) == 2  # ours and the child's, until a scrape
-    assert scrape().value("cps_poller_leader") == 0
-    assert list(metrics.MULTIPROCESS_DIR.glob("gauge_livesum_*.db")) == [
-        metrics.MULTIPROCESS_DIR / f"gauge_livesum_{os.getpid()}.db"
-    ]
+def test_the_live_gauges_are_this_processs_own_values():
+    before = scrape()
+    observe_stream(opened=True)
+    observe_stream(opened=True)
+    observe_stream(opened=False)
+    observe_read_model(live=False)
+    middle = scrape()
+    observe_read_model(live=True)
+    after = scrape()
+    streams = "cps_stream_clients"
+    assert after.value(streams) - before.value(streams) == 1
+    assert middle.value("cps_read_model_live") == 0
+    assert after.value("cps_read_model_live") == 1
+    loads = "cps_read_model_loads_total"
+    assert after.value(loads) - middle.value(loads) == 1

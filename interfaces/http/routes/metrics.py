@@ -1,4 +1,5 @@
-"""GET /metrics: the Prometheus scrape, summed over every worker of this server.
+"""GET /metrics: the Prometheus scrape of this server (one process; each replica is
+scraped on its own).
 
 No token: keep it off the public ingress (README, "Operating it")."""
 
