@@ -2,7 +2,7 @@
 object, the one the harness passes in BENCH_BARE_BODY (a crypto object as the real
 server serialises it), so both answer bodies of the same size.
 
-    BENCH_BARE_BODY='{"a": 1}' sanic bench._bare_app:app --workers 1
+    BENCH_BARE_BODY='{"a": 1}' sanic bench._bare_app:app --single-process
 """
 
 from __future__ import annotations
