@@ -48,8 +48,8 @@ from bench.goals import (
     load_average,
     say,
     seed,
+    server_command,
     server_env,
-    worker,
     wrk,
 )
 from domain.model import Crypto, PricePoint, Ticker
@@ -60,7 +60,7 @@ from infrastructure.security.tokens import JwtTokenService
 from interfaces.http.presenters import crypto_json, history_json
 from interfaces.http.rendered import RenderedBodies
 from tests.support.database import tortoise_session
-from tests.support.live_server import free_port, sanic_command
+from tests.support.live_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BEFORE_COMMIT = "727b7c4"
@@ -190,11 +190,9 @@ async def measure_server(
             result = await wrk(base + path, token, RUN_SECONDS)
             say(f"{name}: {label}", result)
             runs.append((label, result))
-        process = worker(server.pid, port)
-        if process is None:
-            raise SystemExit(f"{name}: no worker listens on {port}")
         out = Path(servers.log_dir) / f"{name}.collapsed"
-        loaded, frames = await profile(process.pid, base + ROUTES[0][1], token, out)
+        # One process: the sanic CLI serves in itself.
+        loaded, frames = await profile(server.pid, base + ROUTES[0][1], token, out)
         say(f"{name}: {ROUTES[0][0]} under py-spy", loaded)
         print("\n".join(f"  {line}" for line in frames))
     finally:
@@ -364,7 +362,7 @@ async def run(database_url: str, before_dir: Path, before_hash: str) -> tuple[li
         try:
             print(f"before: {BEFORE_COMMIT} from {before_dir}")
             before_env = {**env, "PYTHONPATH": str(before_dir)}
-            command = sanic_command(port, 1)
+            command = server_command(port)
             before, before_loaded, before_frames = await measure_server(
                 "before", command, before_env, port, token, servers, None
             )

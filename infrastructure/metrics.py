@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import os
 import shutil
 import tempfile
@@ -80,20 +79,9 @@ if prometheus_client.values.ValueClass.__name__ != "MmapedValue":
         f"{DIR_ENV}: import infrastructure.metrics first"
     )
 
-UNMATCHED_ROUTE = "unmatched"
 POLL_OUTCOMES = ("ok", "partial", "rate_limited", "failed")
 COINGECKO_OUTCOMES = ("ok", "429", "5xx", "timeout", "bad_body", "error")
 
-HTTP_REQUESTS = Counter(
-    "cps_http_requests",
-    "HTTP requests answered, by route template (unmatched for no route), method and status.",
-    ["route", "method", "status"],
-)
-HTTP_REQUEST_SECONDS = Histogram(
-    "cps_http_request_duration_seconds",
-    "Time from the request's arrival to its response, by route template and method.",
-    ["route", "method"],
-)
 POLL_CYCLES = Counter(
     "cps_poll_cycles",
     "Price poll cycles run, by outcome: ok, partial (some prices missing), rate_limited or failed.",
@@ -186,20 +174,6 @@ def observe_stream(opened: bool) -> None:
         STREAM_CLIENTS.dec()
 
 
-@functools.cache  # routes, methods and statuses are few: labels() locks and hashes each call
-def _request_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
-    return (
-        HTTP_REQUESTS.labels(route, method, str(status)),
-        HTTP_REQUEST_SECONDS.labels(route, method),
-    )
-
-
-def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    count, duration = _request_series(route, method, status)
-    count.inc()
-    duration.observe(seconds)
-
-
 def observe_coingecko_call(endpoint: str, outcome: str) -> None:
     COINGECKO_CALLS.labels(endpoint, outcome).inc()
 
@@ -220,6 +194,10 @@ def exposition() -> tuple[bytes, str]:
     forget_dead_processes()
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(MULTIPROCESS_DIR))
+    # This process's requests, kept apart from the files (infrastructure.request_metrics).
+    from infrastructure.request_metrics import REQUEST_METRICS
+
+    registry.register(REQUEST_METRICS)
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -13,7 +13,9 @@ import logging
 
 from sanic import HTTPResponse, Request, Sanic
 from sanic.response import redirect
+from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi import openapi
+from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
@@ -22,9 +24,8 @@ from infrastructure.metrics import forget_this_process
 from infrastructure.settings import Settings
 from interfaces.http import sanic_fixes
 from interfaces.http.errors import register_error_handlers
-from interfaces.http.observability import mount_observability
+from interfaces.http.hooks import mount_hooks
 from interfaces.http.routes import auth, cryptos, health, metrics, pages
-from interfaces.http.security_headers import mount_security_headers
 from interfaces.http.supervision import mount_supervision
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,19 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     app.config.OAS_UI_SWAGGER = False
     app.config.OAS_UI_REDOC = False
     app.config.OAS_UI_DEFAULT = None
+    # Of sanic-ext only what is used: the OpenAPI document, and the automatic HEAD and
+    # OPTIONS routes. Its dependency injection (a signal dispatched on every request)
+    # and CORS (a response middleware; nothing here is served cross-origin) stay off.
+    app.extend(
+        extensions=[OpenAPIExtension, HTTPExtension],
+        built_in_extensions=False,
+        config={"cors": False},
+    )
     app.config.PROXIES_COUNT = settings.proxies_count  # request.client_ip honours it
     app.ctx.wiring = wiring
     app.ctx.services = wiring.services
     register_error_handlers(app)
-    mount_observability(app)
-    mount_security_headers(app)
+    mount_hooks(app)
     mount_supervision(app)
     register_tortoise(app, config=wiring.tortoise_config())
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from interfaces.http.observability import request_id_for
+from interfaces.http.hooks import request_id_for
 
 
 @pytest.mark.parametrize(
