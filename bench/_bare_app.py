@@ -18,6 +18,9 @@ BODY = json.loads(os.environ.get("BENCH_BARE_BODY", "{}"))
 
 app = Sanic("bench_bare")
 app.config.ACCESS_LOG = False
+# Bare: without sanic-ext, which Sanic would otherwise load by itself when installed
+# (its injection signal and CORS middleware would run on every request).
+app.config.AUTO_EXTEND = False
 
 
 @app.get("/")

@@ -14,6 +14,11 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 
+# First: while infrastructure.metrics runs prometheus_client's multiprocess mode, it
+# must set that up before prometheus_client is first imported.
+import infrastructure.metrics  # noqa: F401
+
+# isort: split
 from prometheus_client import REGISTRY, Histogram
 from prometheus_client.metrics_core import (
     CounterMetricFamily,

@@ -23,8 +23,8 @@ import functools
 import logging
 import re
 import time
-import uuid
 from dataclasses import dataclass
+from random import getrandbits
 
 from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic_routing import Route
@@ -39,6 +39,12 @@ access_log = logging.getLogger("interfaces.http.access")
 REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 ROUTE_PARAMETER = re.compile(r"<([^:>]+):[^>]+>")
+# A fresh id is a uuid4's hex (version 4, RFC 4122 variant), made from 128 random bits
+# without uuid.uuid4(), whose os.urandom call and UUID object were 5% of a read in the
+# profile. An id only tells log lines apart, it guards nothing: Python's generator
+# (seeded from the OS at start) is random enough.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 _TOKEN_REQUIRED = "cps_token_required"
 _NO_STORE = "cps_no_store"
 
@@ -102,7 +108,7 @@ def request_id_for(incoming: str | None) -> str:
     ``.``: it goes into logs and headers), else a new one."""
     if incoming is not None and VALID_REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return f"{getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 async def on_request(request: Request) -> None:
