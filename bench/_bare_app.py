@@ -20,7 +20,8 @@ app = Sanic("bench_bare")
 app.config.ACCESS_LOG = False
 # Bare: without sanic-ext, which Sanic would otherwise load by itself when installed
 # (its injection signal and CORS middleware would run on every request).
-app.config.AUTO_EXTEND = False
+# BENCH_BARE_EXTEND=1 loads it, for the reference bench.goals also shows.
+app.config.AUTO_EXTEND = os.environ.get("BENCH_BARE_EXTEND") == "1"
 
 
 @app.get("/")

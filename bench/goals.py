@@ -7,7 +7,8 @@ each (inserted with SQL). A bare Sanic app (bench/_bare_app.py, the same sanic C
 one process) answers a fixed crypto object of the same bytes. The measure is in
 ROUNDS rounds, each bare Sanic then every route; a route's requests/s and p99 are
 taken to the bare run of its own round (the machine's load drifts between rounds,
-less within one), and the verdict is on the median of the rounds. Everything listens
+less within one), and the verdict is on the median of the rounds. Each round ends
+with a reference that decides nothing: the same bare app with sanic-ext loaded. Everything listens
 on 127.0.0.1 only. Prints the table and writes it, with the machine, to
 bench/RESULTS.md, keeping the sections whose title ends in "(by hand)".
 
@@ -267,6 +268,7 @@ class Round:
 
     bare: Wrk
     routes: list[Wrk]
+    extended: Wrk  # the reference: the same app with sanic-ext's defaults
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,7 @@ class Verdict:
     p99_ratios: list[float]
     runs: list[Wrk]
     goal: float
+    extended_ratios: list[float]  # requests/s to the reference's, each round
 
     @classmethod
     def of(cls, index: int, label: str, goal: float, rounds: Sequence[Round]) -> Verdict:
@@ -288,6 +291,7 @@ class Verdict:
             [run.p99_ms / r.bare.p99_ms for run, r in zip(runs, rounds, strict=True)],
             runs,
             goal,
+            [run.rps / r.extended.rps for run, r in zip(runs, rounds, strict=True)],
         )
 
     @property
@@ -320,17 +324,19 @@ class Verdict:
             f"| `{self.label}` | {rps:,.0f} | {each(self.rps_ratios)} | **{self.ratio:.2f}** | "
             f"≥ {self.goal:.2f} | {'met' if self.ratio_met else 'not met'} | {p99:.2f} ms | "
             f"{each(self.p99_ratios)} | **{self.p99_ratio:.2f}** | "
-            f"{'met' if self.p99_met else 'not met'} | {self.errors or 'none'} |"
+            f"{'met' if self.p99_met else 'not met'} | "
+            f"{statistics.median(self.extended_ratios):.2f} | {self.errors or 'none'} |"
         )
 
 
-async def measure_rounds(bare_url: str, base: str, token: str) -> list[Round]:
+async def measure_rounds(bare_url: str, extended_url: str, base: str, token: str) -> list[Round]:
     rounds = []
     for number in range(1, ROUNDS + 1):
         print(f"round {number} of {ROUNDS}:")
         bare = await measure(bare_url, None, "bare Sanic")
         routes = [await measure(base + path, token, label) for label, path, _ in ROUTES]
-        rounds.append(Round(bare, routes))
+        extended = await measure(extended_url, None, "Sanic with sanic-ext's defaults")
+        rounds.append(Round(bare, routes, extended))
     return rounds
 
 
@@ -338,7 +344,7 @@ async def run(database_url: str, report: list[str]) -> None:
     secret = "bench-only-secret-" + uuid.uuid4().hex + uuid.uuid4().hex
     prefix = f"cps-bench-goals-{uuid.uuid4().hex[:10]}:"
     token = await seed(database_url, secret)
-    port, bare_port = free_port(), free_port()
+    port, bare_port, extended_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="cps-bench-goals-") as data_dir:
         servers = Servers(Path(data_dir))
@@ -356,26 +362,32 @@ async def run(database_url: str, report: list[str]) -> None:
             print(
                 f"bare Sanic: {' '.join(bare_command(bare_port)[1:])}, answering {len(body)} bytes"
             )
-            bare = await servers.start(
-                "bare",
-                bare_command(bare_port),
-                {**os.environ, "BENCH_BARE_BODY": body},
+            bare_env = {**os.environ, "BENCH_BARE_BODY": body}
+            bare = await servers.start("bare", bare_command(bare_port), bare_env, "/", bare_port)
+            extended = await servers.start(
+                "extended",
+                bare_command(extended_port),
+                {**bare_env, "BENCH_BARE_EXTEND": "1"},
                 "/",
-                bare_port,
+                extended_port,
             )
             print(
                 f"wrk -t1 -c{CONNECTIONS}, each run {WARMUP_SECONDS} s of warm-up then "
-                f"{RUN_SECONDS} s measured; {ROUNDS} rounds of bare Sanic then each route"
+                f"{RUN_SECONDS} s measured; {ROUNDS} rounds of bare Sanic, each route, then "
+                "the reference"
             )
             # Every route warmed up before the first figure, so the server's size then
             # includes what each route's first requests allocate.
             for _, path, _ in ROUTES:
                 await wrk(base + path, token, WARMUP_SECONDS, latency=False)
             rss_warm = rss_mib(server.pid)
-            rounds = await measure_rounds(f"http://127.0.0.1:{bare_port}/", base, token)
+            rounds = await measure_rounds(
+                f"http://127.0.0.1:{bare_port}/", f"http://127.0.0.1:{extended_port}/", base, token
+            )
             served = sum(run.requests for r in rounds for run in r.routes)
             rss_after = rss_mib(server.pid)
             await servers.stop(bare)
+            await servers.stop(extended)
             await servers.stop(server)
         finally:
             await servers.stop_all()
@@ -398,11 +410,17 @@ async def run(database_url: str, report: list[str]) -> None:
         f"{len(body)}-byte crypto object) in rounds 1 to {ROUNDS}: {bare_rps} req/s, "
         f"p99 {bare_p99} ms. Each round measures bare Sanic, then the four routes, "
         f"{RUN_SECONDS} s each after {WARMUP_SECONDS} s of warm-up; a route's ratios are "
-        "to the bare run of the same round, and the verdict is on their median.",
+        "to the bare run of the same round, and the verdict is on their median. Last in "
+        "each round, for reference, the same bare app with sanic-ext loaded as Sanic does "
+        "by itself when it is installed (`BENCH_BARE_EXTEND=1`: its injection signal and "
+        "CORS middleware on every request; the baseline of the measures before issue 12): "
+        f"{', '.join(f'{r.extended.rps:,.0f}' for r in rounds)} req/s; the second to last "
+        "column is each route's median ratio to it.",
         "",
         "| request | req/s (median) | ratio each round | ratio (median) | goal | ratio met "
-        "| p99 (median) | p99 / bare p99 each round | median | ≤ 2x | errors |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |",
+        "| p99 (median) | p99 / bare p99 each round | median | ≤ 2x "
+        "| ratio to Sanic + sanic-ext | errors |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | --- |",
         *(verdict.row() for verdict in verdicts),
         "",
         "## Also measured",
