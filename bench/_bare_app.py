@@ -18,6 +18,10 @@ BODY = json.loads(os.environ.get("BENCH_BARE_BODY", "{}"))
 
 app = Sanic("bench_bare")
 app.config.ACCESS_LOG = False
+# Bare: without sanic-ext, which Sanic would otherwise load by itself when installed
+# (its injection signal and CORS middleware would run on every request).
+# BENCH_BARE_EXTEND=1 loads it, for the reference bench.goals also shows.
+app.config.AUTO_EXTEND = os.environ.get("BENCH_BARE_EXTEND") == "1"
 
 
 @app.get("/")

@@ -161,6 +161,21 @@ async def wait_read_models(url: str, workers: int, seconds: float = 60.0) -> flo
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
+def hand_sections() -> list[str]:
+    """The lines of bench/RESULTS.md's sections whose title ends in "(by hand)": notes
+    written by people, which a new run keeps."""
+    if not RESULTS.exists():
+        return []
+    kept: list[str] = []
+    keeping = False
+    for line in RESULTS.read_text().rstrip("\n").split("\n"):
+        if line.startswith("## "):
+            keeping = line.endswith("(by hand)")
+        if keeping:
+            kept.append(line)
+    return [*kept, ""] if kept else []
+
+
 def write_section(title: str, lines: Sequence[str]) -> None:
     """Put ``## title`` and ``lines`` into bench/RESULTS.md (written by bench.goals),
     in place of that section when it is there already, else at the end."""

@@ -1,12 +1,16 @@
-"""The read goals of issue 7, measured from outside with wrk (its own process).
+"""The read goals of issue 12, measured from outside with wrk (its own process).
 
-The real server (``sanic ... --single-process``) runs on a scratch database of the machine's
-PostgreSQL, the machine's Redis under a key prefix of its own, with 100 tracked
-cryptos of 100 history rows each (inserted with SQL). A bare Sanic app
-(bench/_bare_app.py, the same sanic CLI, one process) answering a fixed crypto object
-of the same bytes is measured in the same run, before and after the routes; each
-route's requests/s is divided by the mean of the two. Everything listens on
-127.0.0.1 only. Prints the table and writes it, with the machine, to bench/RESULTS.md.
+The real server (``sanic interfaces.http.app:create_app --factory --single-process``,
+as deployed) runs on a scratch database of the machine's PostgreSQL, the machine's
+Redis under a key prefix of its own, with 100 tracked cryptos of 100 history rows
+each (inserted with SQL). A bare Sanic app (bench/_bare_app.py, the same sanic CLI,
+one process) answers a fixed crypto object of the same bytes. The measure is in
+ROUNDS rounds, each bare Sanic then every route; a route's requests/s and p99 are
+taken to the bare run of its own round (the machine's load drifts between rounds,
+less within one), and the verdict is on the median of the rounds. Each round ends
+with a reference that decides nothing: the same bare app with sanic-ext loaded. Everything listens
+on 127.0.0.1 only. Prints the table and writes it, with the machine, to
+bench/RESULTS.md, keeping the sections whose title ends in "(by hand)".
 
     python -m bench.goals        (make bench installs wrk first when it is missing)
 """
@@ -14,16 +18,17 @@ route's requests/s is divided by the mean of the two. Everything listens on
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,27 +36,28 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from bench._support import RESULTS, connect, scratch_database, wait_read_models
+from bench._support import RESULTS, connect, hand_sections, scratch_database, wait_read_models
 from bench.api import REDIS_URL, forget_keys, stop_server
 from infrastructure.security.tokens import JwtTokenService
-from tests.support.live_server import free_port, sanic_command
+from tests.support.live_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SANIC = str(Path(sys.executable).with_name("sanic"))
 CRYPTOS = 100
 HISTORY_ROWS = 100
 CONNECTIONS = 50
+ROUNDS = 3
 WARMUP_SECONDS = 3
 RUN_SECONDS = 10
 START_SECONDS = 60.0
 SYMBOL = "BENCH0"
-P99_GOAL_MS = 10.0
-MEMORY_REQUESTS = 100_000  # the worker's size after warm-up vs after this many requests
-MORE_SECONDS = 90  # the most the extra requests toward MEMORY_REQUESTS may take
-# (label, path, goal: ratio of requests/s to bare Sanic's in the same run)
+P99_GOAL_RATIO = 2.0  # a route's p99 at most this many times bare Sanic's, same round
+MEMORY_REQUESTS = 100_000  # the server's size after warm-up vs after this many requests
+# (label, path, goal: ratio of requests/s to bare Sanic's in the same round)
 ROUTES = (
     ("GET /crypto/{symbol}", f"/crypto/{SYMBOL}", 0.70),
-    (f"GET /crypto ({CRYPTOS} tracked)", "/crypto", 0.50),
-    (f"GET /crypto/{{symbol}}/history ({HISTORY_ROWS} rows)", f"/crypto/{SYMBOL}/history", 0.50),
+    (f"GET /crypto ({CRYPTOS} tracked)", "/crypto", 0.70),
+    (f"GET /crypto/{{symbol}}/history ({HISTORY_ROWS} rows)", f"/crypto/{SYMBOL}/history", 0.70),
     ("GET /crypto/{symbol}/stats", f"/crypto/{SYMBOL}/stats", 0.70),
 )
 
@@ -133,10 +139,10 @@ def say(label: str, result: Wrk) -> None:
     )
 
 
-def worker_rss_mib(main_pid: int, port: int) -> float:
-    """Resident memory of the server: one process (``--single-process``)."""
+def rss_mib(pid: int) -> float:
+    """Resident memory of the server (one process: the sanic CLI serves in itself)."""
     try:
-        return psutil.Process(main_pid).memory_info().rss / 2**20
+        return psutil.Process(pid).memory_info().rss / 2**20
     except psutil.NoSuchProcess:
         return float("nan")
 
@@ -241,30 +247,111 @@ def server_env(database_url: str, secret: str, prefix: str, data_dir: str) -> di
     }
 
 
-def row(label: str, run: Wrk, bare_rps: float, goal: float) -> str:
-    """A line of the goals table; a run with errors meets no goal."""
-    ratio = run.rps / bare_rps
-    ratio_met = ratio >= goal and not run.errors
-    p99_met = run.p99_ms < P99_GOAL_MS and not run.errors
-    return (
-        f"| `{label}` | {run.rps:,.0f} | **{ratio:.2f}** | ≥ {goal:.2f} | "
-        f"{'met' if ratio_met else 'not met'} | {run.p50_ms:.2f} ms | **{run.p99_ms:.2f} ms** | "
-        f"{'met' if p99_met else 'not met'} | {run.errors or 'none'} |"
-    )
+def server_command(port: int) -> list[str]:
+    """The server as deployed: Sanic's CLI on the app factory, one process."""
+    return [
+        SANIC,
+        "interfaces.http.app:create_app",
+        "--factory",
+        *("--host", "127.0.0.1", "--port", str(port), "--single-process"),
+    ]
+
+
+def bare_command(port: int) -> list[str]:
+    """The baseline, the same way: Sanic's CLI, one process."""
+    return [SANIC, "bench._bare_app:app", *server_command(port)[3:]]
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round: bare Sanic, then each route, back to back."""
+
+    bare: Wrk
+    routes: list[Wrk]
+    extended: Wrk  # the reference: the same app with sanic-ext's defaults
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A route over every round: each figure taken to bare Sanic's of its own round."""
+
+    label: str
+    rps_ratios: list[float]
+    p99_ratios: list[float]
+    runs: list[Wrk]
+    goal: float
+    extended_ratios: list[float]  # requests/s to the reference's, each round
+
+    @classmethod
+    def of(cls, index: int, label: str, goal: float, rounds: Sequence[Round]) -> Verdict:
+        runs = [r.routes[index] for r in rounds]
+        return cls(
+            label,
+            [run.rps / r.bare.rps for run, r in zip(runs, rounds, strict=True)],
+            [run.p99_ms / r.bare.p99_ms for run, r in zip(runs, rounds, strict=True)],
+            runs,
+            goal,
+            [run.rps / r.extended.rps for run, r in zip(runs, rounds, strict=True)],
+        )
+
+    @property
+    def errors(self) -> str:
+        return "; ".join(run.errors for run in self.runs if run.errors)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.rps_ratios)
+
+    @property
+    def p99_ratio(self) -> float:
+        return statistics.median(self.p99_ratios)
+
+    @property
+    def ratio_met(self) -> bool:  # a run with errors meets no goal
+        return self.ratio >= self.goal and not self.errors
+
+    @property
+    def p99_met(self) -> bool:
+        return self.p99_ratio <= P99_GOAL_RATIO and not self.errors
+
+    def row(self) -> str:
+        def each(values: list[float]) -> str:
+            return " / ".join(f"{v:.2f}" for v in values)
+
+        rps = statistics.median(run.rps for run in self.runs)
+        p99 = statistics.median(run.p99_ms for run in self.runs)
+        return (
+            f"| `{self.label}` | {rps:,.0f} | {each(self.rps_ratios)} | **{self.ratio:.2f}** | "
+            f"≥ {self.goal:.2f} | {'met' if self.ratio_met else 'not met'} | {p99:.2f} ms | "
+            f"{each(self.p99_ratios)} | **{self.p99_ratio:.2f}** | "
+            f"{'met' if self.p99_met else 'not met'} | "
+            f"{statistics.median(self.extended_ratios):.2f} | {self.errors or 'none'} |"
+        )
+
+
+async def measure_rounds(bare_url: str, extended_url: str, base: str, token: str) -> list[Round]:
+    rounds = []
+    for number in range(1, ROUNDS + 1):
+        print(f"round {number} of {ROUNDS}:")
+        bare = await measure(bare_url, None, "bare Sanic")
+        routes = [await measure(base + path, token, label) for label, path, _ in ROUTES]
+        extended = await measure(extended_url, None, "Sanic with sanic-ext's defaults")
+        rounds.append(Round(bare, routes, extended))
+    return rounds
 
 
 async def run(database_url: str, report: list[str]) -> None:
     secret = "bench-only-secret-" + uuid.uuid4().hex + uuid.uuid4().hex
     prefix = f"cps-bench-goals-{uuid.uuid4().hex[:10]}:"
     token = await seed(database_url, secret)
-    port, bare_port = free_port(), free_port()
+    port, bare_port, extended_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="cps-bench-goals-") as data_dir:
         servers = Servers(Path(data_dir))
         env = server_env(database_url, secret, prefix, data_dir)
         try:
-            print(f"server: {' '.join(sanic_command(port)[1:])}")
-            server = await servers.start("server", sanic_command(port), env, "/health/ready", port)
+            print(f"server: {' '.join(server_command(port)[1:])}")
+            server = await servers.start("server", server_command(port), env, "/health/ready", port)
             print(f"  read model live after {await wait_read_models(database_url, 1):.1f} s")
             async with aiohttp.ClientSession() as session:
                 headers = {"Authorization": f"Bearer {token}"}
@@ -272,78 +359,83 @@ async def run(database_url: str, report: list[str]) -> None:
                     if response.status != 200:
                         raise SystemExit(f"GET /crypto/{SYMBOL}: {response.status}")
                     body = await response.text()
-            bare_command = [
-                sanic_command(port)[0],
-                "bench._bare_app:app",
-                *("--host", "127.0.0.1", "--port", str(bare_port), "--single-process"),
-            ]
-            print(f"bare Sanic: {' '.join(bare_command[1:])}, answering {len(body)} bytes")
-            bare = await servers.start(
-                "bare", bare_command, {**os.environ, "BENCH_BARE_BODY": body}, "/", bare_port
+            print(
+                f"bare Sanic: {' '.join(bare_command(bare_port)[1:])}, answering {len(body)} bytes"
             )
-            bare_url = f"http://127.0.0.1:{bare_port}/"
-            print(f"wrk -t1 -c{CONNECTIONS}: {WARMUP_SECONDS} s warm-up, then {RUN_SECONDS} s")
-            bare_before = await measure(bare_url, None, "bare Sanic (before)")
-            # Every route warmed up before the first figure, so the worker's size after
-            # the warm-up includes what each route's first requests allocate.
+            bare_env = {**os.environ, "BENCH_BARE_BODY": body}
+            bare = await servers.start("bare", bare_command(bare_port), bare_env, "/", bare_port)
+            extended = await servers.start(
+                "extended",
+                bare_command(extended_port),
+                {**bare_env, "BENCH_BARE_EXTEND": "1"},
+                "/",
+                extended_port,
+            )
+            print(
+                f"wrk -t1 -c{CONNECTIONS}, each run {WARMUP_SECONDS} s of warm-up then "
+                f"{RUN_SECONDS} s measured; {ROUNDS} rounds of bare Sanic, each route, then "
+                "the reference"
+            )
+            # Every route warmed up before the first figure, so the server's size then
+            # includes what each route's first requests allocate.
             for _, path, _ in ROUTES:
                 await wrk(base + path, token, WARMUP_SECONDS, latency=False)
-            rss_warm = worker_rss_mib(server.pid, port)
-            runs: list[tuple[str, Wrk, float]] = []
-            for label, path, goal in ROUTES:
-                result = await wrk(base + path, token, RUN_SECONDS)
-                say(label, result)
-                runs.append((label, result, goal))
-            served = sum(r.requests for _, r, _ in runs)
-            if served < MEMORY_REQUESTS:
-                # More of the first route until MEMORY_REQUESTS, at the rate it just ran.
-                seconds = (MEMORY_REQUESTS - served) / runs[0][1].rps * 1.1
-                more = await wrk(base + ROUTES[0][1], token, min(math.ceil(seconds), MORE_SECONDS))
-                say(f"{ROUTES[0][0]}, to {MEMORY_REQUESTS:,} requests", more)
-                served += more.requests
-            rss_after = worker_rss_mib(server.pid, port)
-            bare_after = await measure(bare_url, None, "bare Sanic (after)")
+            rss_warm = rss_mib(server.pid)
+            rounds = await measure_rounds(
+                f"http://127.0.0.1:{bare_port}/", f"http://127.0.0.1:{extended_port}/", base, token
+            )
+            served = sum(run.requests for r in rounds for run in r.routes)
+            rss_after = rss_mib(server.pid)
             await servers.stop(bare)
+            await servers.stop(extended)
             await servers.stop(server)
-
         finally:
             await servers.stop_all()
             print(f"redis keys under {prefix} deleted: {await forget_keys(prefix)}")
 
-    bare_rps = (bare_before.rps + bare_after.rps) / 2
+    verdicts = [Verdict.of(i, label, goal, rounds) for i, (label, _, goal) in enumerate(ROUTES)]
     growth = (rss_after / rss_warm - 1) * 100
     memory_verdict = (
         f"not measured (only {served:,} requests were reached)"
         if served < MEMORY_REQUESTS
         else ("met" if abs(growth) <= 10 else "not met")
     )
+    bare_rps = ", ".join(f"{r.bare.rps:,.0f}" for r in rounds)
+    bare_p99 = ", ".join(f"{r.bare.p99_ms:.2f}" for r in rounds)
     report += [
-        "## Goals (one worker, wrk -t1 -c50, ratio to bare Sanic in the same run)",
+        f"## Goals (one process, wrk -t1 -c{CONNECTIONS}, median of {ROUNDS} rounds, "
+        "each taken to bare Sanic in its own round)",
         "",
-        f"Bare Sanic (bench/_bare_app.py, answering the same {len(body)}-byte crypto object): "
-        f"{bare_before.rps:,.0f} req/s before the routes and {bare_after.rps:,.0f} after "
-        f"(p99 {bare_before.p99_ms:.2f} / {bare_after.p99_ms:.2f} ms); "
-        f"ratios are to their mean, {bare_rps:,.0f} req/s.",
+        f"Bare Sanic (bench/_bare_app.py, `--single-process`, answering the same "
+        f"{len(body)}-byte crypto object) in rounds 1 to {ROUNDS}: {bare_rps} req/s, "
+        f"p99 {bare_p99} ms. Each round measures bare Sanic, then the four routes, "
+        f"{RUN_SECONDS} s each after {WARMUP_SECONDS} s of warm-up; a route's ratios are "
+        "to the bare run of the same round, and the verdict is on their median. Last in "
+        "each round, for reference, the same bare app with sanic-ext loaded as Sanic does "
+        "by itself when it is installed (`BENCH_BARE_EXTEND=1`: its injection signal and "
+        "CORS middleware on every request; the baseline of the measures before issue 12): "
+        f"{', '.join(f'{r.extended.rps:,.0f}' for r in rounds)} req/s; the second to last "
+        "column is each route's median ratio to it.",
         "",
-        "| request | req/s | ratio | goal | ratio met | p50 | p99 | p99 < 10 ms | errors |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- |",
-    ]
-    report += [row(label, result, bare_rps, goal) for label, result, goal in runs]
-    report += [
+        "| request | req/s (median) | ratio each round | ratio (median) | goal | ratio met "
+        "| p99 (median) | p99 / bare p99 each round | median | ≤ 2x "
+        "| ratio to Sanic + sanic-ext | errors |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | --- |",
+        *(verdict.row() for verdict in verdicts),
         "",
         "## Also measured",
         "",
-        f"- Resident memory of the worker: {rss_warm:.1f} MiB after the warm-up, "
+        f"- Resident memory of the server: {rss_warm:.1f} MiB after the warm-up, "
         f"{rss_after:.1f} MiB after {served:,} more requests ({growth:+.1f}%; goal: within "
         f"10% after {MEMORY_REQUESTS:,}): {memory_verdict}.",
         "",
-        "Each server's read model was live (its listening connection idle after loading, "
+        "The server's read model was live (its listening connection idle after loading, "
         "in `pg_stat_activity`) before the first request, so every figure here is of reads "
         "from memory.",
         "",
         "The stream, the reads under bcrypt logins and the read model's memory at 10,000 "
-        "cryptos: `python -m bench.streams`; the profile and what each change bought: "
-        "`python -m bench.profile_reads` (sections below, when `make bench` ran them).",
+        "cryptos: `python -m bench.streams`; the profile: `python -m bench.profile_reads` "
+        "(sections below, when `make bench` ran them).",
     ]
 
 
@@ -352,6 +444,7 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
     started = time.perf_counter()
     load_before = load_average()
+    kept = hand_sections()
     report = [
         "# Benchmark results",
         "",
@@ -383,6 +476,7 @@ def main() -> None:
         "",
         f"bench.goals took {timedelta(seconds=round(time.perf_counter() - started))}.",
         "",
+        *kept,
     ]
     text = "\n".join(report)
     RESULTS.write_text(text)

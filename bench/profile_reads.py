@@ -1,18 +1,17 @@
-"""Where a read's time goes, before and after the read model, and what each of issue
-7's read-side changes bought. Writes its sections into bench/RESULTS.md.
+"""Where a read's time goes, before and after issue 12's request path, and next to bare
+Sanic's. Writes its sections into bench/RESULTS.md.
 
 - Before and after, in the same run on the same seeded scratch database: the server
-  at BEFORE_COMMIT (the commit before the read model: verified tokens already cached,
-  every read a query through the ORM, every body rendered anew), extracted with
-  ``git archive`` and put first on PYTHONPATH, and the server of this checkout (read
-  model live). Each runs one worker; wrk measures the four routes of bench.goals,
-  and py-spy samples the worker for PROFILE_SECONDS while wrk loads
-  ``GET /crypto/{symbol}``; the top frames are summarised.
+  at BEFORE_COMMIT (main before issue 12's request path), extracted with
+  ``git archive`` and put first on PYTHONPATH, and the server of this checkout, each
+  one process with its read model live; wrk measures the four routes of bench.goals,
+  and py-spy samples the server for PROFILE_SECONDS while wrk loads
+  ``GET /crypto/{symbol}``; the top frames are summarised. Then bare Sanic
+  (bench/_bare_app.py) under py-spy the same way: what the framework alone spends.
 - In this process: one token check without and with the cache, one crypto read from
   the database and from the read model's set, and one body rendered and kept.
 
-    python -m bench.profile_reads        (py-spy: pip install py-spy; make bench does it)
-"""
+    python -m bench.profile_reads        (py-spy: pip install py-spy; make bench does it)"""
 
 from __future__ import annotations
 
@@ -45,11 +44,12 @@ from bench.goals import (
     WARMUP_SECONDS,
     Servers,
     Wrk,
+    bare_command,
     load_average,
     say,
     seed,
+    server_command,
     server_env,
-    worker,
     wrk,
 )
 from domain.model import Crypto, PricePoint, Ticker
@@ -60,11 +60,11 @@ from infrastructure.security.tokens import JwtTokenService
 from interfaces.http.presenters import crypto_json, history_json
 from interfaces.http.rendered import RenderedBodies
 from tests.support.database import tortoise_session
-from tests.support.live_server import free_port, sanic_command
+from tests.support.live_server import free_port
 from tests.support.read_models import went_live
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BEFORE_COMMIT = "727b7c4"
+BEFORE_COMMIT = "43323f7"  # main before issue 12's request path
 RUN_SECONDS = 10
 PROFILE_SECONDS = 8
 PROFILE_RATE = 100  # samples a second; each pauses the worker (whole stacks, no tearing)
@@ -150,7 +150,7 @@ def summarise(collapsed: str) -> list[str]:
     return lines
 
 
-async def profile(pid: int, url: str, token: str, out: Path) -> tuple[Wrk, list[str]]:
+async def profile(pid: int, url: str, token: str | None, out: Path) -> tuple[Wrk, list[str]]:
     """wrk on ``url`` while py-spy samples ``pid`` for PROFILE_SECONDS of it."""
     load = asyncio.create_task(wrk(url, token, RUN_SECONDS))
     await asyncio.sleep(1)
@@ -191,11 +191,9 @@ async def measure_server(
             result = await wrk(base + path, token, RUN_SECONDS)
             say(f"{name}: {label}", result)
             runs.append((label, result))
-        process = worker(server.pid, port)
-        if process is None:
-            raise SystemExit(f"{name}: no worker listens on {port}")
         out = Path(servers.log_dir) / f"{name}.collapsed"
-        loaded, frames = await profile(process.pid, base + ROUTES[0][1], token, out)
+        # One process: the sanic CLI serves in itself.
+        loaded, frames = await profile(server.pid, base + ROUTES[0][1], token, out)
         say(f"{name}: {ROUTES[0][0]} under py-spy", loaded)
         print("\n".join(f"  {line}" for line in frames))
     finally:
@@ -220,9 +218,9 @@ async def in_process(database_url: str, secret: str) -> Parts:
     tokens = JwtTokenService(secret, 3600)
     token = tokens.issue(1)
     cached = CachingTokenService(tokens)
-    cached.verify(token)[0]
-    decode_us = per_call_us(lambda: tokens.verify(token)[0])
-    hit_us = per_call_us(lambda: cached.verify(token)[0])
+    cached.verify(token)
+    decode_us = per_call_us(lambda: tokens.verify(token))
+    hit_us = per_call_us(lambda: cached.verify(token))
 
     ticker = Ticker(SYMBOL)
     async with tortoise_session(database_url):
@@ -305,37 +303,27 @@ class Parts:
 
 
 def bought(parts: Parts, before: list[tuple[str, Wrk]], after: list[tuple[str, Wrk]]) -> list[str]:
-    """What each change bought, from this run's figures."""
+    """What this checkout bought over BEFORE_COMMIT, from this run's figures."""
     (label, old), (_, new) = before[0], after[0]
-    budget_us = 1e6 / new.rps  # the worker's time a request at the rate measured after
-    history_us = parts.rendered["a 100-row history"][0]
-    listed_us = parts.rendered["the list of 100"][0]
-    gains = ", ".join(
-        f"`{lb}` {n.rps / o.rps:.1f}x" for (lb, o), (_, n) in zip(before, after, strict=True)
-    )
-    return [
-        "From this run's figures above (and, where said, earlier ones):",
+    lines = [
+        f"From this run's figures above, this checkout against {BEFORE_COMMIT} (the request "
+        "path before issue 12: five middlewares, sanic-ext's injection signal and CORS "
+        "middleware, prometheus multiprocess writes; the hand-written section on issue 12 "
+        "says which change bought what):",
         "",
-        f"- **Verified tokens cached** (commit 79416f7; on both sides of the table above): a "
-        f"token check costs {parts.decode_us:.1f} µs with a PyJWT decode and "
-        f"{parts.hit_us:.2f} µs on a hit here (that commit measured 29.6 µs and 1.75 µs on a "
-        f"quieter machine). After the read model a `{label}` takes about {budget_us:.0f} µs "
-        f"of the worker ({new.rps:,.0f} req/s), so a decode on every request would be about "
-        f"{parts.decode_us / budget_us:.0%} more. The earlier baseline of this file (commit "
-        "31b3de8, 2026-11-26 00:04 UTC, before the cache, also on a loaded machine) measured "
-        "1,662 req/s for it (ratio 0.13 to bare Sanic); an earlier run, not this one.",
-        f"- **Read model** (3c0e7b1): a `get` through the ORM {parts.orm_get_us:.0f} µs, from "
-        f"memory {parts.memory_get_us:.2f} µs; a 100-row history {parts.orm_history_us:.0f} µs "
-        f"vs {parts.memory_history_us:.2f} µs. With the kept bodies it took the reads from "
-        f"before to after in the table: {gains} in requests/s; `{label}` p99 "
-        f"{old.p99_ms:.0f} ms to {new.p99_ms:.0f} ms.",
-        f"- **Kept bodies** (`interfaces/http/rendered.py`): rendering a 100-row history costs "
-        f"{history_us:.0f} µs and the list of 100 {listed_us:.0f} µs, "
-        f"{history_us / budget_us:.1f}x and {listed_us / budget_us:.1f}x the whole "
-        f"{budget_us:.0f} µs a request takes after; a kept body is handed out in under 1 µs. "
-        f"Rendering on every request would cap the history route at about "
-        f"{1e6 / (budget_us + history_us):,.0f} req/s (an estimate from these figures).",
     ]
+    lines += [
+        f"- `{lb}`: {o.rps:,.0f} to {n.rps:,.0f} req/s ({n.rps / o.rps:.2f}x), p99 "
+        f"{o.p99_ms:.1f} to {n.p99_ms:.1f} ms."
+        for (lb, o), (_, n) in zip(before, after, strict=True)
+    ]
+    lines.append(
+        f"- A `{label}` takes about {1e6 / old.rps:.0f} µs of the server before and "
+        f"{1e6 / new.rps:.0f} µs after (the inverse of its requests/s, wrk on the same "
+        f"cores); a token check on a cache hit costs {parts.hit_us:.2f} µs of it, a PyJWT "
+        f"decode would cost {parts.decode_us:.1f} µs."
+    )
+    return lines
 
 
 def table(before: list[tuple[str, Wrk]], after: list[tuple[str, Wrk]]) -> list[str]:
@@ -364,30 +352,41 @@ async def run(database_url: str, before_dir: Path, before_hash: str) -> tuple[li
         try:
             print(f"before: {BEFORE_COMMIT} from {before_dir}")
             before_env = {**env, "PYTHONPATH": str(before_dir)}
-            command = sanic_command(port)
+            command = server_command(port)
             before, before_loaded, before_frames = await measure_server(
-                "before", command, before_env, port, token, servers, None
+                "before", command, before_env, port, token, servers, database_url
             )
             print("after: this checkout")
             after, after_loaded, after_frames = await measure_server(
                 "after", command, env, port, token, servers, database_url
             )
+            # What the framework alone spends: bare Sanic, the same way.
+            body = json_dumps({"symbol": SYMBOL, "name": "Bench Coin 0", "current_price": 100.0})
+            bare = await servers.start(
+                "bare", bare_command(port), {**os.environ, "BENCH_BARE_BODY": body}, "/", port
+            )
+            out = Path(servers.log_dir) / "bare.collapsed"
+            bare_loaded, bare_frames = await profile(
+                bare.pid, f"http://127.0.0.1:{port}/", None, out
+            )
+            say("bare Sanic under py-spy", bare_loaded)
         finally:
             await servers.stop_all()
             print(f"redis keys under {prefix} deleted: {await forget_keys(prefix)}")
     parts = await in_process(database_url, secret)
     print("\n".join(parts.lines()))
     return bought(parts, before, after), [
-        f"Before: commit {before_hash[:7]} (the one before the read model: verified tokens "
-        "cached already, every read a query through the ORM, every body rendered anew). "
-        "After: this checkout, its read model live. Same run, same seeded database, one "
-        f"worker each, wrk -t1 -c50 for {RUN_SECONDS} s a route after a warm-up.",
+        f"Before: commit {before_hash[:7]} (main before issue 12's request path). After: "
+        "this checkout. Both with their read model live, the same run, the same seeded "
+        "database, one process each (`--single-process`), wrk -t1 -c50 for "
+        f"{RUN_SECONDS} s a route after a warm-up.",
         "",
         *table(before, after),
         "",
         f"py-spy ({PROFILE_RATE} samples/s, {PROFILE_SECONDS} s, idle time left out) on the "
-        f"worker while wrk loaded `{ROUTES[0][0]}`: before {before_loaded.rps:,.0f} req/s, "
-        f"after {after_loaded.rps:,.0f} req/s (py-spy itself takes some of the CPU).",
+        f"server while wrk loaded `{ROUTES[0][0]}`: before {before_loaded.rps:,.0f} req/s, "
+        f"after {after_loaded.rps:,.0f} req/s; bare Sanic's `GET /` (bench/_bare_app.py) "
+        f"{bare_loaded.rps:,.0f} req/s (py-spy itself takes some of the CPU).",
         "",
         "Before:",
         "",
@@ -399,6 +398,12 @@ async def run(database_url: str, before_dir: Path, before_hash: str) -> tuple[li
         "",
         "```",
         *after_frames,
+        "```",
+        "",
+        "Bare Sanic:",
+        "",
+        "```",
+        *bare_frames,
         "```",
         "",
         "The parts, each timed alone in bench.profile_reads' own process:",

@@ -8,8 +8,6 @@ as prometheus_client expects, because a process (a test run) may build many apps
 
 from __future__ import annotations
 
-import functools
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -19,20 +17,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-UNMATCHED_ROUTE = "unmatched"
 POLL_OUTCOMES = ("ok", "partial", "rate_limited", "failed")
 COINGECKO_OUTCOMES = ("ok", "429", "5xx", "timeout", "bad_body", "error")
 
-HTTP_REQUESTS = Counter(
-    "cps_http_requests",
-    "HTTP requests answered, by route template (unmatched for no route), method and status.",
-    ["route", "method", "status"],
-)
-HTTP_REQUEST_SECONDS = Histogram(
-    "cps_http_request_duration_seconds",
-    "Time from the request's arrival to its response, by route template and method.",
-    ["route", "method"],
-)
 POLL_CYCLES = Counter(
     "cps_poll_cycles",
     "Price poll cycles run, by outcome: ok, partial (some prices missing), rate_limited or failed.",
@@ -114,20 +101,6 @@ def observe_stream(opened: bool) -> None:
         STREAM_CLIENTS.inc()
     else:
         STREAM_CLIENTS.dec()
-
-
-@functools.cache  # routes, methods and statuses are few: labels() locks and hashes each call
-def _request_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
-    return (
-        HTTP_REQUESTS.labels(route, method, str(status)),
-        HTTP_REQUEST_SECONDS.labels(route, method),
-    )
-
-
-def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    count, duration = _request_series(route, method, status)
-    count.inc()
-    duration.observe(seconds)
 
 
 def observe_coingecko_call(endpoint: str, outcome: str) -> None:

@@ -15,17 +15,18 @@ from collections.abc import Mapping
 
 from sanic import HTTPResponse, Request, Sanic
 from sanic.response import redirect
+from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi import openapi
+from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
 from infrastructure.db.migrate import upgrade
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
-from interfaces.http.observability import mount_observability
+from interfaces.http.hooks import mount_hooks
 from interfaces.http.routes import auth, cryptos, health, metrics, pages
 from interfaces.http.sanic_fixes import ServerApp
-from interfaces.http.security_headers import mount_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,19 @@ def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
     app.config.OAS_UI_SWAGGER = False
     app.config.OAS_UI_REDOC = False
     app.config.OAS_UI_DEFAULT = None
+    # Of sanic-ext only what is used: the OpenAPI document, and the automatic HEAD and
+    # OPTIONS routes. Its dependency injection (a signal dispatched on every request)
+    # and CORS (a response middleware; nothing here is served cross-origin) stay off.
+    app.extend(
+        extensions=[OpenAPIExtension, HTTPExtension],
+        built_in_extensions=False,
+        config={"cors": False},
+    )
     app.config.PROXIES_COUNT = settings.proxies_count  # request.client_ip honours it
     app.ctx.wiring = wiring
     app.ctx.services = wiring.services
     register_error_handlers(app)
-    mount_observability(app)
-    mount_security_headers(app)
+    mount_hooks(app)
     register_tortoise(app, config=wiring.tortoise_config())
 
     for blueprint in (auth.bp, cryptos.bp, health.bp, metrics.bp, pages.bp):

@@ -1,11 +1,11 @@
-"""Bearer-token guard for the routes that need a logged-in user."""
+"""The bearer token of a request (checked by ``hooks.on_request`` for the routes of a
+``hooks.require_token`` blueprint)."""
 
 from __future__ import annotations
 
 from sanic import Request
 
 from domain.errors import InvalidToken
-from interfaces.http.services import services
 
 
 def bearer_token(request: Request) -> str:
@@ -17,12 +17,3 @@ def bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not token or " " in token:
         raise InvalidToken("malformed Authorization header: expected 'Bearer <token>'")
     return token
-
-
-async def require_user(request: Request) -> None:
-    """Request middleware: a valid token of a stored user, or a 401 before the handler
-    runs. Sets ``request.ctx.user_id`` (an int) and ``request.ctx.token_expires_at``
-    (Unix seconds)."""
-    principal = await services(request).authenticate(bearer_token(request))
-    request.ctx.user_id = principal.user_id
-    request.ctx.token_expires_at = principal.expires_at

@@ -271,7 +271,7 @@ def retry_after(status: int, *, required: bool = True) -> Callable[[F], F]:
 
 
 def token_required(func: F) -> F:
-    """A route behind the bearer token (checked by ``auth.require_user``)."""
+    """A route behind the bearer token (checked by ``hooks.on_request``)."""
     func = fails(401)(func)
     func = with_header(401, "WWW-Authenticate", 'Bearer error="invalid_token"')(func)
     secured: Callable[[F], F] = openapi.secured("token")

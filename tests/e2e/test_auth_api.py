@@ -185,3 +185,13 @@ async def test_missing_or_malformed_authorization_is_401(api, header):
         r = await api.client.request(method, path, headers=headers, json={"symbol": "BTC"})
         assert r.status_code == 401, (method, path)
         assert "error" in r.json()
+
+
+async def test_the_automatic_head_of_a_token_route_needs_the_token_too(api):
+    # sanic-ext adds HEAD to every GET route; it runs the GET's handler, so it answers
+    # whether a crypto is tracked unless it asks for the token as well.
+    added = await api.client.post("/crypto", json={"symbol": "BTC"}, headers=api.auth)
+    assert added.status_code == 201
+    for path in ("/crypto", "/crypto/BTC", "/crypto/BTC/history", "/crypto/BTC/stats"):
+        assert (await api.client.head(path)).status_code == 401, path
+        assert (await api.client.head(path, headers=api.auth)).status_code == 200, path

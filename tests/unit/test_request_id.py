@@ -1,8 +1,10 @@
 """Which X-Request-ID a request keeps."""
 
+import uuid
+
 import pytest
 
-from interfaces.http.observability import request_id_for
+from interfaces.http.hooks import request_id_for
 
 
 @pytest.mark.parametrize(
@@ -20,7 +22,8 @@ def test_anything_else_gets_a_fresh_uuid4(sent):
     got = request_id_for(sent)
     assert got != sent
     assert len(got) == 32 and set(got) <= set("0123456789abcdef")
-    assert got[12] == "4"  # the version digit of a uuid4
+    assert str(uuid.UUID(got)) and uuid.UUID(got).version == 4
+    assert uuid.UUID(got).variant == uuid.RFC_4122
 
 
 def test_fresh_ids_differ():

@@ -6,16 +6,12 @@ from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
 
 from interfaces.http.bodies import json_object, string_field
+from interfaces.http.hooks import never_store
 from interfaces.http.schemas import Credentials, NewUser, Token, answers, body, fails, retry_after
 from interfaces.http.services import services
 
-bp = Blueprint("auth", url_prefix="/auth")
-
-
-@bp.on_response
-async def never_cache(_request: Request, response: HTTPResponse) -> None:
-    # A token is a credential: no browser or proxy may keep a copy.
-    response.headers["Cache-Control"] = "no-store"
+# A token is a credential: no browser or proxy may keep a copy.
+bp = never_store(Blueprint("auth", url_prefix="/auth"))
 
 
 def credentials(request: Request) -> tuple[str, str]:

@@ -10,8 +10,8 @@ from sanic import Blueprint, HTTPResponse, Request
 from sanic.response import json
 
 from domain.model import Ticker
-from interfaces.http.auth import require_user
 from interfaces.http.bodies import json_object, string_field
+from interfaces.http.hooks import require_token
 from interfaces.http.presenters import crypto_json, history_json, stats_json
 from interfaces.http.price_stream import stream_prices, wants_event_stream
 from interfaces.http.rendered import RenderedBodies
@@ -33,8 +33,7 @@ from interfaces.http.schemas import (
 )
 from interfaces.http.services import services
 
-bp = Blueprint("cryptos", url_prefix="/crypto")
-bp.on_request(require_user)
+bp = require_token(Blueprint("cryptos", url_prefix="/crypto"))
 secured = token_required  # documents the bearer token and its 401 in /docs
 UPSTREAM_FAILED = (500, "CoinGecko failed or is rate limited (then with Retry-After)")
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     )
 )
-# X-Content-Type-Options comes with every response (interfaces/http/security_headers.py).
+# X-Content-Type-Options comes with every response (interfaces/http/hooks.py).
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "Referrer-Policy": "no-referrer",
