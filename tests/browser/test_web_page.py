@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -174,6 +174,43 @@ async def test_history_and_stats_show_what_the_api_stores(page: Page, site: Site
         return drawn == room < box["width"]
 
     await wait_until(fits, "the chart to be drawn again at its card's new width")
+
+
+@pytest.mark.parametrize("ends_at", ["23:55", "11:55", "00:05", "17:45"])
+async def test_a_day_of_history_draws_two_time_ticks_at_any_time_of_day(
+    page: Page, site: Site, width: str, ends_at: str
+):
+    """A day of prices every 30 min shows at least two time labels, whenever the day
+    ends: 12 h steps draw one label for a day that misses midnight and noon (which
+    is what the clock of a test run ending near midnight found), so the chart takes
+    the step whose labels it really draws."""
+    username, _auth = await site.register()
+    symbol = SEEDED[0]
+    zone = ZoneInfo(TIME_ZONE)
+    hour, minute = map(int, ends_at.split(":"))
+    last = datetime.now(zone).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    history = [
+        {
+            "price": 170 + i % 7,
+            "timestamp": (last - timedelta(minutes=30 * (47 - i)))
+            .astimezone(UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+        }
+        for i in range(48)
+    ]
+
+    async def day(route: Route) -> None:
+        await route.fulfill(status=200, json={"symbol": symbol, "history": history})
+
+    await page.route(f"**/crypto/{symbol}/history", day)
+    await page.goto("/")
+    await log_in(page, username)
+    await page.goto(f"/#/cryptos/{symbol}/history")
+    ticks = page.locator("#chart svg text.axis.time")
+    await expect(ticks.first).to_be_visible()
+    labels = await ticks.all_text_contents()
+    assert len(labels) >= 2, labels
 
 
 async def test_shared_links_reload_back_and_forward(page: Page, site: Site, width: str):

@@ -85,24 +85,34 @@ function timeFormat(step) {
 }
 
 // Ticks at round local times (seconds for a minute's span, hours for a day's ...),
-// as many as fit side by side in `width` px.
-function timeTicks(first, last, width) {
-  const span = last - first;
-  let step = TIME_STEPS[TIME_STEPS.length - 1];
-  let format = new Intl.DateTimeFormat(undefined, timeFormat(step));
-  for (const candidate of TIME_STEPS) {
-    const f = new Intl.DateTimeFormat(undefined, timeFormat(candidate));
-    const labelWidth = f.format(new Date(last)).length * CHAR_PX + 16;
-    if (span / candidate <= Math.max(1, Math.floor(width / labelWidth))) {
-      step = candidate;
-      format = f;
-      break;
-    }
-  }
+// as many as fit side by side in `width` px. A step is judged by the ticks it really
+// draws, not by span / step: a day's span at 12 h steps draws one tick or two
+// depending on the time of day, where 6 h steps draw three.
+function alignedTicks(first, last, step) {
   const offset = new Date(first).getTimezoneOffset() * MINUTE; // local time = UTC - offset
   const ticks = [];
   for (let t = Math.ceil((first - offset) / step) * step + offset; t <= last; t += step) {
     ticks.push(t);
+  }
+  return ticks;
+}
+
+function timeTicks(first, last, width) {
+  let step = TIME_STEPS[TIME_STEPS.length - 1];
+  let format = new Intl.DateTimeFormat(undefined, timeFormat(step));
+  let ticks = alignedTicks(first, last, step);
+  for (const candidate of TIME_STEPS) {
+    const f = new Intl.DateTimeFormat(undefined, timeFormat(candidate));
+    const labelWidth = f.format(new Date(last)).length * CHAR_PX + 16;
+    const fit = Math.max(1, Math.floor(width / labelWidth));
+    if ((last - first) / candidate > fit + 1) continue; // draws more than fit, surely
+    const drawn = alignedTicks(first, last, candidate);
+    if (drawn.length <= fit) {
+      step = candidate;
+      format = f;
+      ticks = drawn;
+      break;
+    }
   }
   // Hours over more than a day: the midnight ticks name the day instead.
   const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
