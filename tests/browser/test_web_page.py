@@ -272,6 +272,48 @@ async def test_a_price_change_arrives_without_a_reload(page: Page, site: Site, w
     await expect(current).to_have_attribute("data-value", "71003.75")
 
 
+async def test_a_price_streamed_while_the_list_is_fetched_is_not_undone(
+    page: Page, site: Site, width: str
+):
+    """The list's answer may leave the server before a price the stream then sends:
+    the page applies that price to the answer again, instead of showing the older one
+    (seen in a run: the page kept a price that had since changed)."""
+    username, auth = await site.register()
+    await site.track(auth, "BTC")
+    await site.new_price(auth, "bitcoin", "BTC", 70_500.5)
+    held = asyncio.Event()
+    release = asyncio.Event()
+    hold = False
+
+    async def late_list(route: Route) -> None:
+        nonlocal hold
+        if hold and "text/event-stream" not in (route.request.headers.get("accept") or ""):
+            hold = False
+            answer = await route.fetch()  # the list as it is now: 70,500.5
+            held.set()
+            await release.wait()
+            await route.fulfill(response=answer)
+            return
+        await route.continue_()
+
+    await page.route("**/crypto", late_list)
+    await page.goto("/#/cryptos/BTC/history")
+    await log_in(page, username, lands_on="#/cryptos/BTC/history")
+    await expect(page.locator("#live")).to_have_text("Live")
+    hold = True
+    await page.locator("#back-to-list").click()  # the list view asks for the list
+    await held.wait()
+    await site.new_price(auth, "bitcoin", "BTC", 70_600.75)
+    price = row(page, "BTC").locator(".price")
+    await expect(price).to_have_attribute("data-value", "70600.75")  # from the stream
+
+    status = page.locator("#list-status")
+    await status.evaluate("element => { element.textContent = ''; }")
+    release.set()
+    await expect(status).not_to_have_text("")  # the held answer has been applied
+    await expect(price).to_have_attribute("data-value", "70600.75")
+
+
 async def test_an_expired_session_goes_back_to_log_in(page: Page, site: Site, width: str):
     username, auth = await site.register()
     await site.track(auth, "BTC")

@@ -19,6 +19,9 @@ const ui = {
 const cryptos = new Map(); // symbol -> crypto, as the API sends it
 let listLoaded = false;
 let lastLoad = 0; // when the whole list last came from the server (ms)
+// Changes the stream sent while the list was being fetched: the answer may have left
+// the server before they were stored, so they are applied to it again.
+let streamed = null;
 // One row per symbol, kept across refreshes so that focus and layout stay put.
 const rows = new Map();
 
@@ -31,11 +34,32 @@ export function show() {
 }
 
 export async function load() {
-  const { cryptos: list } = await api("GET", "/crypto");
-  replace(list);
+  const mine = [];
+  streamed = mine;
+  let answer;
+  try {
+    answer = await api("GET", "/crypto");
+  } catch (error) {
+    if (streamed === mine) streamed = null;
+    throw error;
+  }
+  // A snapshot (or a later load) came meanwhile: it, and what followed it, is newer.
+  if (streamed !== mine) return;
+  streamed = null;
+  replace(answer.cryptos);
+  for (const change of mine) change();
+  if (mine.length) renderList();
+}
+
+// A change the stream sent: applied now, and again to a list answer still on its way.
+function streamedChange(change) {
+  change();
+  if (streamed) streamed.push(change);
+  renderList();
 }
 
 export function replace(list) {
+  streamed = null; // newer than any list answer still on its way (see load)
   cryptos.clear();
   for (const crypto of list) cryptos.set(crypto.symbol, crypto);
   listLoaded = true;
@@ -52,21 +76,20 @@ export function reset() {
 }
 
 export function put(crypto) {
-  cryptos.set(crypto.symbol, crypto);
-  renderList();
+  streamedChange(() => cryptos.set(crypto.symbol, { ...crypto }));
 }
 
 export function remove(symbol) {
-  cryptos.delete(symbol);
-  renderList();
+  streamedChange(() => cryptos.delete(symbol));
 }
 
 export function priceChanged({ symbol, current_price: price, last_updated: at }) {
-  const crypto = cryptos.get(symbol);
-  if (!crypto) return;
-  crypto.current_price = price;
-  crypto.last_updated = at;
-  renderList();
+  streamedChange(() => {
+    const crypto = cryptos.get(symbol);
+    if (!crypto) return;
+    crypto.current_price = price;
+    crypto.last_updated = at;
+  });
 }
 
 function cell(label, className) {
