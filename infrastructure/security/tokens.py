@@ -76,7 +76,7 @@ class JwtTokenService:
                 # exp and iat are checked below against self._clock, not PyJWT's own.
                 options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_iat": False},
             )
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, UnicodeError):  # PyJWT encodes a str token as UTF-8 first
             raise InvalidToken("invalid token") from None
         now = self._now()
         if _claim_int(claims, "iat") > now + IAT_LEEWAY_SECONDS:

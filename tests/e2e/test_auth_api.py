@@ -187,6 +187,16 @@ async def test_missing_or_malformed_authorization_is_401(api, header):
         assert "error" in r.json()
 
 
+@pytest.mark.parametrize(
+    "raw", [b"Bearer \xe9", b"Bearer abc\xff.def.ghi", "Bearer \u00e9".encode(), b"Bearer a\x01b"]
+)
+async def test_a_token_of_bytes_outside_ascii_is_401_not_500(api, raw):
+    """Sanic decodes header bytes as latin-1; PyJWT then failed to encode them (500)."""
+    r = await api.client.get("/crypto", headers={"Authorization": raw})
+    assert r.status_code == 401
+    assert r.json() == {"error": "malformed Authorization header: expected 'Bearer <token>'"}
+
+
 async def test_the_automatic_head_of_a_token_route_needs_the_token_too(api):
     # sanic-ext adds HEAD to every GET route; it runs the GET's handler, so it answers
     # whether a crypto is tracked unless it asks for the token as well.

@@ -215,3 +215,9 @@ def test_racing_creators_all_get_the_same_secret(tmp_path: Path):
         assert len(results) == 16
         assert len(set(results)) == 1
         assert os.listdir(data_dir) == ["jwt_secret"]
+
+
+@pytest.mark.parametrize("token", ["\xe9", "abc\xff.def.ghi", "a.b.\udc80"])
+def test_a_token_that_is_not_ascii_is_invalid_not_a_crash(tokens, token):
+    with pytest.raises(InvalidToken):
+        tokens.verify(token)
