@@ -29,8 +29,11 @@ HEARTBEAT = b": keep-alive\n\n"
 
 def wants_event_stream(request: Request) -> bool:
     """Whether the client asks for the stream (as EventSource does) rather than JSON:
-    ``text/event-stream`` is named, and ranked above anything JSON matches."""
+    ``text/event-stream`` is named, and ranked above anything JSON matches. A type
+    with ``q=0`` is one the client does not accept (RFC 9110, 12.4.2)."""
     for media in request.accept:  # most preferred first
+        if media.q <= 0:
+            continue
         if media.mime == MEDIA_TYPE:
             return True
         if media.match("application/json"):

@@ -78,6 +78,17 @@ BAD_BODIES = {
     "add: 1000 nested arrays": ("/crypto", deep_array(1000)),
     "add: 1000 nested objects": ("/crypto", deep_object(1000)),
     "add: 100000 nested arrays": ("/crypto", deep_array(100_000)),
+    # Which of two values the client meant is unknowable: jiter alone keeps the last.
+    "register: the password twice": (
+        "/auth/register",
+        b'{"username": "dora", "password": "dora password", "password": "other password"}',
+    ),
+    "login: the username twice": (
+        "/auth/login",
+        b'{"username": "nobody", "username": "dora", "password": "dora password"}',
+    ),
+    "add: the symbol twice": ("/crypto", b'{"symbol": "ETH", "symbol": "BTC"}'),
+    "add: a key twice in a nested object": ("/crypto", b'{"symbol": "BTC", "x": {"a": 1, "a": 2}}'),
 }
 
 
