@@ -39,10 +39,9 @@ import psutil
 from bench._support import RESULTS, connect, hand_sections, scratch_database, wait_read_models
 from bench.api import REDIS_URL, forget_keys, stop_server
 from infrastructure.security.tokens import JwtTokenService
-from tests.support.live_server import free_port
+from tests.support.live_server import free_port, sanic_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SANIC = str(Path(sys.executable).with_name("sanic"))
 CRYPTOS = 100
 HISTORY_ROWS = 100
 CONNECTIONS = 50
@@ -247,19 +246,9 @@ def server_env(database_url: str, secret: str, prefix: str, data_dir: str) -> di
     }
 
 
-def server_command(port: int) -> list[str]:
-    """The server as deployed: Sanic's CLI on the app factory, one process."""
-    return [
-        SANIC,
-        "interfaces.http.app:create_app",
-        "--factory",
-        *("--host", "127.0.0.1", "--port", str(port), "--single-process"),
-    ]
-
-
 def bare_command(port: int) -> list[str]:
     """The baseline, the same way: Sanic's CLI, one process."""
-    return [SANIC, "bench._bare_app:app", *server_command(port)[3:]]
+    return sanic_command(port, "bench._bare_app:app", factory=False)
 
 
 @dataclass(frozen=True)
@@ -350,8 +339,8 @@ async def run(database_url: str, report: list[str]) -> None:
         servers = Servers(Path(data_dir))
         env = server_env(database_url, secret, prefix, data_dir)
         try:
-            print(f"server: {' '.join(server_command(port)[1:])}")
-            server = await servers.start("server", server_command(port), env, "/health/ready", port)
+            print(f"server: {' '.join(sanic_command(port)[1:])}")
+            server = await servers.start("server", sanic_command(port), env, "/health/ready", port)
             print(f"  read model live after {await wait_read_models(database_url, 1):.1f} s")
             async with aiohttp.ClientSession() as session:
                 headers = {"Authorization": f"Bearer {token}"}

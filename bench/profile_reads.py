@@ -48,7 +48,6 @@ from bench.goals import (
     load_average,
     say,
     seed,
-    server_command,
     server_env,
     wrk,
 )
@@ -60,7 +59,7 @@ from infrastructure.security.tokens import JwtTokenService
 from interfaces.http.presenters import crypto_json, history_json
 from interfaces.http.rendered import RenderedBodies
 from tests.support.database import tortoise_session
-from tests.support.live_server import free_port
+from tests.support.live_server import free_port, sanic_command
 from tests.support.read_models import went_live
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -352,7 +351,7 @@ async def run(database_url: str, before_dir: Path, before_hash: str) -> tuple[li
         try:
             print(f"before: {BEFORE_COMMIT} from {before_dir}")
             before_env = {**env, "PYTHONPATH": str(before_dir)}
-            command = server_command(port)
+            command = sanic_command(port)
             before, before_loaded, before_frames = await measure_server(
                 "before", command, before_env, port, token, servers, database_url
             )

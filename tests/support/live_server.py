@@ -51,13 +51,13 @@ async def serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
 SERVER_APP = "interfaces.http.app:create_app"
 
 
-def sanic_command(port: int, app: str = SERVER_APP) -> list[str]:
+def sanic_command(port: int, app: str = SERVER_APP, *, factory: bool = True) -> list[str]:
     """The server as deployed: the sanic CLI of this environment on the app factory
-    (``app``), one process."""
+    (``app``; an app object itself when not ``factory``), one process."""
     return [
         str(Path(sys.executable).with_name("sanic")),
         app,
-        "--factory",
+        *(["--factory"] if factory else []),
         "--host",
         "127.0.0.1",
         "--port",
