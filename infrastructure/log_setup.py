@@ -49,6 +49,21 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def stream(self, _value: object) -> None:
         pass
 
+    # Our own emit, not the inherited one: the `sanic` command's first import
+    # (sanic/__main__.py) runs tracerite.load(), which replaces StreamHandler.emit for
+    # every handler and writes a record that has exc_info as a box-drawn traceback of
+    # ~30 lines after the formatted one. A method of this class is found before that
+    # patch whenever it was made, so the formatter alone decides a line (the JSON one
+    # puts the traceback in its exc_info field). Same body as the standard library's.
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
 
 class RequestIdFilter(logging.Filter):
     """Adds ``request_id`` to a record written while a request is handled."""
