@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from contextvars import ContextVar
+from types import TracebackType
 from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
 from infrastructure.db.engine import fold_pool_reconnect_tracebacks
-from infrastructure.settings import Settings
+from infrastructure.settings import Settings, SettingsError
 
 OUR_LOGGERS = ("application", "infrastructure", "interfaces", "bootstrap")
 # Logs every command line and its output at INFO: for those who ask (LOG_LEVEL=DEBUG).
@@ -36,6 +38,8 @@ QUIET_SANIC_LOGGERS = ("sanic.access", "sanic.websockets")
 OTHERS_LEVEL = logging.WARNING
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+log = logging.getLogger(__name__)
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -108,6 +112,7 @@ def configure_logging(settings: Settings) -> None:
     root.addHandler(handler)
     root.setLevel(OTHERS_LEVEL)
     logging.captureWarnings(True)  # warnings become log lines (py.warnings), not raw text
+    sys.excepthook = log_uncaught  # and so does the exception that ends the process
 
     levels = {
         **dict.fromkeys((*OUR_LOGGERS, *SANIC_LOGGERS), settings.log_level),
@@ -121,3 +126,27 @@ def configure_logging(settings: Settings) -> None:
         logger.propagate = True
         logger.setLevel(level)
     fold_pool_reconnect_tracebacks()
+
+
+def log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    """``sys.excepthook``: an exception nobody caught ends the process with a log line,
+    its traceback inside (``exc_info`` in JSON), instead of Python's raw text or, under
+    the ``sanic`` command, tracerite's box-drawn one; an interrupt with no traceback."""
+    if issubclass(kind, KeyboardInterrupt):
+        log.warning("interrupted")
+        return
+    log.critical("uncaught %s: the process ends", kind.__name__, exc_info=(kind, error, trace))
+
+
+def configure_logging_from(environ: Mapping[str, str]) -> Settings:
+    """For a command that needs no other setting: logging from ``LOG_FORMAT`` and
+    ``LOG_LEVEL`` alone (another setting, even a wrong one, is not its business)."""
+    names = ("LOG_FORMAT", "LOG_LEVEL")
+    try:
+        settings = Settings.from_env({n: environ[n] for n in names if n in environ})
+    except SettingsError as error:
+        raise SystemExit(f"configuration error: {error}") from None
+    configure_logging(settings)
+    return settings

@@ -2,14 +2,19 @@
 inside it (``exc_info``). The server runs as deployed, with the ``sanic`` command,
 which loads tracerite (a patch of every ``logging.StreamHandler``'s ``emit``)."""
 
+import asyncio
+import os
 import signal
+import sys
 
 import asyncpg
 import pytest
 
 from infrastructure.db.config import connect_kwargs
+from infrastructure.db.migrate import shipped_migrations
 from tests.support.database import fresh_database
-from tests.support.server_process import json_lines, running_server, server_env
+from tests.support.ports import free_port
+from tests.support.server_process import ROOT, json_lines, running_server, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +46,49 @@ async def test_a_logged_traceback_stays_inside_its_json_line(gecko, tmp_path):
     assert trace.startswith("Traceback (most recent call last):")
     assert 'column "username" of relation "users" does not exist' in trace
     assert [line["message"] for line in lines[-1:]] == ["Server Stopped"]
+
+
+async def python_m(module: str, *args: str, **env: str) -> tuple[int, str]:
+    """``python -m module args`` with LOG_FORMAT=json: its status and its output
+    (stdout and stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        cwd=ROOT,
+        env={**os.environ, "LOG_FORMAT": "json", **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def test_the_migrate_command_of_the_init_container_writes_json_lines():
+    """``python -m infrastructure.db.migrate wait`` (the Kubernetes init container, with
+    the ConfigMap's LOG_FORMAT=json): what it logs and what it reports."""
+    with fresh_database(migrated=False) as url:
+        code, output = await python_m(
+            "infrastructure.db.migrate", "wait", "--timeout", "1", DATABASE_URL=url
+        )
+    assert code == 1
+    lines = json_lines(output)
+    waiting = f"waiting for migrations: {', '.join(shipped_migrations())}"
+    assert {"level": "INFO", "message": waiting}.items() <= lines[0].items()
+    assert lines[-1]["level"] == "ERROR"
+    assert lines[-1]["message"] == f"gave up after 1 s {waiting}"
+
+
+async def test_an_exception_that_ends_a_command_is_one_json_line():
+    """Nobody catches a refused connection in ``migrate check``: the process ends with
+    one line, the traceback inside, instead of Python's raw text."""
+    unreachable = f"postgres://postgres@127.0.0.1:{free_port()}/nowhere"
+    code, output = await python_m("infrastructure.db.migrate", "check", DATABASE_URL=unreachable)
+    assert code == 1
+    [line] = json_lines(output)
+    assert line["level"] == "CRITICAL"
+    assert line["message"].startswith("uncaught ") and "the process ends" in line["message"]
+    assert line["exc_info"].startswith("Traceback (most recent call last):")
+    assert "ConnectionRefusedError" in line["exc_info"]
