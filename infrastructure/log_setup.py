@@ -18,16 +18,17 @@ silenced, because the HTTP middleware writes one line per request itself.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import TextIO
+from typing import TextIO, get_args
 
 from pythonjsonlogger.json import JsonFormatter
 
 from infrastructure.db.engine import fold_pool_reconnect_tracebacks
-from infrastructure.settings import Settings, SettingsError
+from infrastructure.settings import LogFormat, LogLevel, Settings, SettingsError
 
 OUR_LOGGERS = ("application", "infrastructure", "interfaces", "bootstrap")
 # Logs every command line and its output at INFO: for those who ask (LOG_LEVEL=DEBUG).
@@ -142,11 +143,31 @@ def log_uncaught(
 
 def configure_logging_from(environ: Mapping[str, str]) -> Settings:
     """For a command that needs no other setting: logging from ``LOG_FORMAT`` and
-    ``LOG_LEVEL`` alone (another setting, even a wrong one, is not its business)."""
-    names = ("LOG_FORMAT", "LOG_LEVEL")
-    try:
-        settings = Settings.from_env({n: environ[n] for n in names if n in environ})
-    except SettingsError as error:
-        raise SystemExit(f"configuration error: {error}") from None
+    ``LOG_LEVEL`` alone (another setting, even a wrong one, is not its business:
+    ``Settings`` would read and check them all from the process environment)."""
+    values = {
+        "log_format": environ.get("LOG_FORMAT", "").strip().lower() or "text",
+        "log_level": environ.get("LOG_LEVEL", "").strip().upper() or "INFO",
+    }
+    for name, allowed in (("log_format", get_args(LogFormat)), ("log_level", get_args(LogLevel))):
+        if values[name] not in allowed:
+            raise SystemExit(
+                f"configuration error: {name.upper()}: must be one of {', '.join(allowed)}"
+            )
+    settings = Settings.model_construct(**values)
     configure_logging(settings)
     return settings
+
+
+def configuration_error(error: SettingsError) -> SystemExit:
+    """What a process with a wrong setting raises: one line, ``configuration error:
+    ...``, a JSON one when the environment asks for JSON logs (as the image does)."""
+    message = f"configuration error: {error}"
+    try:
+        json_logs = configure_logging_from(os.environ).log_format == "json"
+    except SystemExit:  # LOG_FORMAT or LOG_LEVEL itself is wrong: a plain line it is
+        json_logs = False
+    if not json_logs:
+        return SystemExit(message)
+    log.critical("%s", message)
+    return SystemExit(1)

@@ -12,7 +12,9 @@ import pytest
 
 from infrastructure.db.config import connect_kwargs
 from infrastructure.db.migrate import shipped_migrations
+from tests.e2e.conftest import JWT_SECRET
 from tests.support.database import fresh_database
+from tests.support.live_server import sanic_command
 from tests.support.ports import free_port
 from tests.support.server_process import ROOT, json_lines, running_server, server_env
 
@@ -92,3 +94,24 @@ async def test_an_exception_that_ends_a_command_is_one_json_line():
     assert line["message"].startswith("uncaught ") and "the process ends" in line["message"]
     assert line["exc_info"].startswith("Traceback (most recent call last):")
     assert "ConnectionRefusedError" in line["exc_info"]
+
+
+async def test_a_wrong_setting_stops_the_server_with_one_json_line(database_url):
+    process = await asyncio.create_subprocess_exec(
+        *sanic_command(free_port()),
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "JWT_SECRET": JWT_SECRET,
+            "LOG_FORMAT": "json",
+            "HISTORY_LIMIT": "0",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode != 0
+    [line] = json_lines(output.decode())
+    assert line["level"] == "CRITICAL"
+    assert line["message"].startswith("configuration error: HISTORY_LIMIT")
