@@ -12,7 +12,10 @@ at INFO) only at DEBUG, everything else (asyncio, tortoise, aiohttp...) from WAR
 asyncpg's pool reconnect tracebacks become the database's one outage line
 (``infrastructure.db.engine``). The Sanic app is built with ``configure_logging=False``
 so that it does not install its own handlers beside this one; Sanic's access log is
-silenced, because the HTTP middleware writes one line per request itself.
+silenced, because the HTTP middleware writes one line per request itself. A traceback
+is part of its record's line (``exc_info`` in JSON), whatever patched
+``logging.StreamHandler`` (see ``StderrHandler.emit``); so is the exception that ends
+the process (``log_uncaught``), and a wrong setting's ``configuration error`` line.
 """
 
 from __future__ import annotations
