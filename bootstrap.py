@@ -49,7 +49,7 @@ from infrastructure.db.repositories import (
     TortoiseUserRepository,
     notify_change,
 )
-from infrastructure.log_setup import configure_logging
+from infrastructure.log_setup import configuration_error, configure_logging
 from infrastructure.metrics import PrometheusPollerMonitor, observe_read_model
 from infrastructure.read_model.feed import BroadcastFeed
 from infrastructure.read_model.live import LiveReadModel
@@ -143,7 +143,7 @@ def load_settings() -> Settings:
     try:
         return Settings.from_env()
     except SettingsError as error:
-        raise SystemExit(f"configuration error: {error}") from None
+        raise configuration_error(error) from None
 
 
 def with_laptop_defaults(settings: Settings) -> tuple[Settings, bool]:
@@ -163,7 +163,7 @@ def with_laptop_defaults(settings: Settings) -> tuple[Settings, bool]:
         try:
             updates["jwt_secret"] = load_or_create_secret(settings.data_dir)
         except SettingsError as error:
-            raise SystemExit(f"configuration error: {error}") from None
+            raise configuration_error(error) from None
     return settings.model_copy(update=updates), embedded
 
 

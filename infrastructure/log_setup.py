@@ -12,20 +12,26 @@ at INFO) only at DEBUG, everything else (asyncio, tortoise, aiohttp...) from WAR
 asyncpg's pool reconnect tracebacks become the database's one outage line
 (``infrastructure.db.engine``). The Sanic app is built with ``configure_logging=False``
 so that it does not install its own handlers beside this one; Sanic's access log is
-silenced, because the HTTP middleware writes one line per request itself.
+silenced, because the HTTP middleware writes one line per request itself. A traceback
+is part of its record's line (``exc_info`` in JSON), whatever patched
+``logging.StreamHandler`` (see ``StderrHandler.emit``); so is the exception that ends
+the process (``log_uncaught``), and a wrong setting's ``configuration error`` line.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import TextIO
+from types import TracebackType
+from typing import TextIO, get_args
 
 from pythonjsonlogger.json import JsonFormatter
 
 from infrastructure.db.engine import fold_pool_reconnect_tracebacks
-from infrastructure.settings import Settings
+from infrastructure.settings import LogFormat, LogLevel, Settings, SettingsError
 
 OUR_LOGGERS = ("application", "infrastructure", "interfaces", "bootstrap")
 # Logs every command line and its output at INFO: for those who ask (LOG_LEVEL=DEBUG).
@@ -36,6 +42,8 @@ QUIET_SANIC_LOGGERS = ("sanic.access", "sanic.websockets")
 OTHERS_LEVEL = logging.WARNING
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+log = logging.getLogger(__name__)
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -48,6 +56,21 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: object) -> None:
         pass
+
+    # Our own emit, not the inherited one: the `sanic` command's first import
+    # (sanic/__main__.py) runs tracerite.load(), which replaces StreamHandler.emit for
+    # every handler and writes a record that has exc_info as a box-drawn traceback of
+    # ~30 lines after the formatted one. A method of this class is found before that
+    # patch whenever it was made, so the formatter alone decides a line (the JSON one
+    # puts the traceback in its exc_info field). Same body as the standard library's.
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 class RequestIdFilter(logging.Filter):
@@ -93,6 +116,7 @@ def configure_logging(settings: Settings) -> None:
     root.addHandler(handler)
     root.setLevel(OTHERS_LEVEL)
     logging.captureWarnings(True)  # warnings become log lines (py.warnings), not raw text
+    sys.excepthook = log_uncaught  # and so does the exception that ends the process
 
     levels = {
         **dict.fromkeys((*OUR_LOGGERS, *SANIC_LOGGERS), settings.log_level),
@@ -106,3 +130,47 @@ def configure_logging(settings: Settings) -> None:
         logger.propagate = True
         logger.setLevel(level)
     fold_pool_reconnect_tracebacks()
+
+
+def log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    """``sys.excepthook``: an exception nobody caught ends the process with a log line,
+    its traceback inside (``exc_info`` in JSON), instead of Python's raw text or, under
+    the ``sanic`` command, tracerite's box-drawn one; an interrupt with no traceback."""
+    if issubclass(kind, KeyboardInterrupt):
+        log.warning("interrupted")
+        return
+    log.critical("uncaught %s: the process ends", kind.__name__, exc_info=(kind, error, trace))
+
+
+def configure_logging_from(environ: Mapping[str, str]) -> Settings:
+    """For a command that needs no other setting: logging from ``LOG_FORMAT`` and
+    ``LOG_LEVEL`` alone (another setting, even a wrong one, is not its business:
+    ``Settings`` would read and check them all from the process environment)."""
+    values = {
+        "log_format": environ.get("LOG_FORMAT", "").strip().lower() or "text",
+        "log_level": environ.get("LOG_LEVEL", "").strip().upper() or "INFO",
+    }
+    for name, allowed in (("log_format", get_args(LogFormat)), ("log_level", get_args(LogLevel))):
+        if values[name] not in allowed:
+            raise SystemExit(
+                f"configuration error: {name.upper()}: must be one of {', '.join(allowed)}"
+            )
+    settings = Settings.model_construct(**values)
+    configure_logging(settings)
+    return settings
+
+
+def configuration_error(error: SettingsError) -> SystemExit:
+    """What a process with a wrong setting raises: one line, ``configuration error:
+    ...``, a JSON one when the environment asks for JSON logs (as the image does)."""
+    message = f"configuration error: {error}"
+    try:
+        json_logs = configure_logging_from(os.environ).log_format == "json"
+    except SystemExit:  # LOG_FORMAT or LOG_LEVEL itself is wrong: a plain line it is
+        json_logs = False
+    if not json_logs:
+        return SystemExit(message)
+    log.critical("%s", message)
+    return SystemExit(1)

@@ -29,8 +29,9 @@ from aerich import Command
 from tortoise.context import TortoiseContext
 
 from infrastructure.db.config import APP_LABEL, connect_kwargs, tortoise_config
+from infrastructure.log_setup import configure_logging_from
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("infrastructure.db.migrate")  # not __name__: that is __main__ under -m
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6370736D  # "cpsm": serialises concurrent upgrades of one database
@@ -130,26 +131,34 @@ def main(argv: list[str] | None = None) -> int:
     wait = commands.add_parser("wait", help="wait until the database has every migration")
     wait.add_argument("--timeout", type=float, default=600.0, help="seconds (600)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    json_logs = configure_logging_from(os.environ).log_format == "json"
+
+    def report(message: str, *, failed: bool = False) -> None:
+        # A person reads a plain line; a log shipper (the init container's log is
+        # shipped with the app's) one JSON object a line, as everything else logs.
+        if json_logs:
+            log.log(logging.ERROR if failed else logging.INFO, "%s", message)
+        else:
+            print(message, file=sys.stderr if failed else sys.stdout)
 
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
-        print("DATABASE_URL is not set", file=sys.stderr)
+        report("DATABASE_URL is not set", failed=True)
         return 2
     if args.command == "upgrade":
         applied = asyncio.run(upgrade(url))
-        print(f"applied: {', '.join(applied)}" if applied else "up to date")
+        report(f"applied: {', '.join(applied)}" if applied else "up to date")
         return 0
     if args.command == "check":
         pending = asyncio.run(pending_migrations(url))
-        print(f"pending: {', '.join(pending)}" if pending else "up to date")
+        report(f"pending: {', '.join(pending)}" if pending else "up to date")
         return 1 if pending else 0
     try:
         asyncio.run(wait_until_current(url, args.timeout))
     except TimeoutError as error:
-        print(error, file=sys.stderr)
+        report(str(error), failed=True)
         return 1
-    print("up to date")
+    report("up to date")
     return 0
 
 

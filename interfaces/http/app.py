@@ -26,7 +26,7 @@ from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.hooks import mount_hooks
 from interfaces.http.routes import auth, cryptos, health, metrics, pages
-from interfaces.http.sanic_fixes import ServerApp
+from interfaces.http.sanic_fixes import ServerApp, StopSignalsWhileStarting
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +97,20 @@ def mount_read_model(app: Sanic, wiring: Wiring) -> None:
         await wiring.read_model.stop()
 
 
-def create_app(*_cli_args: object, settings: Settings | None = None) -> Sanic:
+def create_app(*cli_args: object, settings: Settings | None = None) -> Sanic:
     """Build the app. Sanic's CLI passes its parsed arguments, which are not needed:
     the configuration comes from the environment (or ``settings``, in tests)."""
+    # Only the sanic command's process is the server's to stop; a test calls this
+    # without arguments, and its own SIGINT must stay its own.
+    early_signals = StopSignalsWhileStarting() if cli_args else None
     wiring = bootstrap(settings)
     settings = wiring.settings
 
     # bootstrap configured logging for every logger, Sanic's included: no defaults of its own.
     note_ignored_workers(os.environ)
     app = ServerApp(APP_NAME, configure_logging=False)
+    if early_signals is not None:
+        early_signals.mount(app)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace_seconds
     # Only the document: sanic-ext's UI pages load their scripts from a CDN (and its

@@ -12,7 +12,7 @@ from tests.fakes.coingecko_server import Failure
 from tests.support import signal_at_start
 from tests.support.clock import wait_until
 from tests.support.database import truncate_tables
-from tests.support.server_process import running_server, server_env
+from tests.support.server_process import json_lines, running_server, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -71,24 +71,43 @@ async def test_sigterm_answers_every_request_in_flight_then_exits(database_url, 
     assert "Traceback" not in server.log()
 
 
-@pytest.mark.parametrize("moment", ["await", "return"])
+@pytest.mark.parametrize(
+    "moment, sig",
+    [
+        ("built", "SIGTERM"),
+        ("built", "SIGINT"),
+        ("before_server_start", "SIGTERM"),
+        ("before_server_start", "SIGINT"),
+        ("await", "SIGTERM"),
+        ("return", "SIGTERM"),
+    ],
+)
 async def test_a_signal_during_start_up_still_stops_the_server(
-    database_url, gecko, tmp_path, moment
+    database_url, gecko, tmp_path, moment, sig
 ):
-    """interfaces/http/sanic_fixes.py: without it, a SIGTERM handled while Sanic runs
-    the ``after_server_start`` listeners kills the server with a traceback (the step
-    still awaits: "Event loop stopped before Future completed") or is lost, and the
-    server serves on for ever (the step ends in the same turn of the loop)."""
+    """interfaces/http/sanic_fixes.py: without it, a SIGTERM before Sanic installs its
+    handlers (the app built, a ``before_server_start`` listener) kills the server at
+    once (status 143, no stop listener; as PID 1, it is ignored) and a SIGINT there
+    prints a raw KeyboardInterrupt traceback; one handled while Sanic runs the
+    ``after_server_start`` listeners kills the server with a traceback (the step still
+    awaits: "Event loop stopped before Future completed") or is lost, and the server
+    serves on for ever (the step ends in the same turn of the loop). Each line of its
+    log stays one JSON object."""
     env = server_env(
         database_url,
         gecko.base_url,
         tmp_path,
         PRICE_POLLER_ENABLED="false",
+        LOG_FORMAT="json",
         SIGNAL_AT_START=moment,
+        SIGNAL_NAME=sig,
     )
     async with running_server(env, tmp_path / "server.log", signal_at_start.APP) as server:
         code = await server.stop(None, seconds=15)
     log = server.log()
     assert code == 0, log[-3000:]
-    assert "Traceback" not in log
-    assert signal_at_start.STOPPED_LINE in log  # a clean stop, listeners and all
+    messages = [line["message"] for line in json_lines(log)]
+    assert signal_at_start.STOPPED_LINE in messages  # a clean stop, listeners and all
+    if moment in ("built", "before_server_start"):
+        assert f"{sig} while starting: the server stops" in messages
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log

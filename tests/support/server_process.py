@@ -68,6 +68,20 @@ async def polling_env(
     )
 
 
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """Every line of ``output`` (a whole LOG_FORMAT=json log), parsed; fails on the
+    first line that is not one JSON object, as a log shipper would."""
+    parsed = []
+    for line in output.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            value = None
+        assert isinstance(value, dict), f"not a JSON object: {line!r}\n{output[-3000:]}"
+        parsed.append(value)
+    return parsed
+
+
 @dataclass
 class ServerProcess:
     process: asyncio.subprocess.Process
