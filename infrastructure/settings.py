@@ -12,11 +12,12 @@ The order of the fields is the order of README's table and of ``.env.example``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PUBLIC_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
@@ -25,6 +26,10 @@ MIN_JWT_SECRET_BYTES = 32
 Plan = Literal["public", "demo", "pro"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
+
+
+# True while from_env builds Settings from a mapping: the environment is then not read.
+_MAPPING_ONLY: ContextVar[bool] = ContextVar("settings_from_mapping_only", default=False)
 
 
 class SettingsError(Exception):
@@ -79,10 +84,28 @@ class Settings(BaseSettings):
         try:
             if env is None:
                 return cls()
-            # model_validate reads no environment: only the mapping given.
-            return cls.model_validate({name.lower(): value for name, value in env.items()})
+            # pydantic-settings reads the environment even in model_validate: the
+            # sources are cut down to the mapping given (settings_customise_sources).
+            token = _MAPPING_ONLY.set(True)
+            try:
+                return cls.model_validate({name.lower(): value for name, value in env.items()})
+            finally:
+                _MAPPING_ONLY.reset(token)
         except ValidationError as error:
             raise SettingsError(describe(error)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if _MAPPING_ONLY.get():
+            return (init_settings,)
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
 
     @model_validator(mode="before")
     @classmethod

@@ -87,3 +87,11 @@ def test_an_empty_jwt_secret_is_unset(monkeypatch):
     monkeypatch.setenv("JWT_SECRET", "")
     assert Settings.from_env().jwt_secret is None
     assert Settings.from_env({"JWT_SECRET": ""}).jwt_secret is None
+
+
+def test_a_mapping_is_the_only_source_the_environment_is_not_read(monkeypatch):
+    # pydantic-settings reads the environment even in model_validate.
+    monkeypatch.setenv("HISTORY_LIMIT", "0")
+    monkeypatch.setenv("LOG_LEVEL", "ERROR")
+    s = Settings.from_env({"LOG_FORMAT": "json"})
+    assert (s.history_limit, s.log_level, s.log_format) == (100, "INFO", "json")
