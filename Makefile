@@ -37,6 +37,9 @@ K8S_NAMESPACE := crypto-price
 MIGRATE_JOB := crypto-price-server-migrate
 # make start writes k8s/dev with the image it built here (build/ is not committed).
 DEV_OVERLAY := build/k8s-dev
+# make start: how long the migration Job may take, and how often it is looked at.
+MIGRATE_TIMEOUT_SECONDS ?= 600
+JOB_POLL_SECONDS ?= 2
 # make manifests validates against this version's API schemas: the oldest we support.
 K8S_VERSION ?= 1.31.0
 # --quiet prints only problems: an ERROR, or a WARN for a kind it has no schema for.
@@ -134,8 +137,25 @@ start: ## build the image and run k8s/dev (the API, PostgreSQL, Redis) on kubect
 	$(KUBECTL) -n $(K8S_NAMESPACE) delete job $(MIGRATE_JOB) --ignore-not-found
 	$(KUBECTL) apply -k $(DEV_OVERLAY)
 	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status statefulset/postgres --timeout=5m
-	$(KUBECTL) -n $(K8S_NAMESPACE) wait --for=condition=complete job/$(MIGRATE_JOB) --timeout=10m \
-		|| { $(KUBECTL) -n $(K8S_NAMESPACE) logs job/$(MIGRATE_JOB) --tail=30; exit 1; }
+	@# Until the Job succeeds or a try of it fails (PostgreSQL is up by now, so a failed try
+	@# is the migration's own fault): `kubectl wait` for complete alone would sit out the
+	@# whole timeout on a Job that already failed.
+	@echo "waiting for job/$(MIGRATE_JOB) (up to $(MIGRATE_TIMEOUT_SECONDS) s)"; \
+	give_up=$$((SECONDS + $(MIGRATE_TIMEOUT_SECONDS))); \
+	while :; do \
+		tries=$$($(KUBECTL) -n $(K8S_NAMESPACE) get job/$(MIGRATE_JOB) -o jsonpath='{.status.succeeded}/{.status.failed}') || tries=; \
+		case "$$tries" in \
+			[1-9]*/*) echo "job/$(MIGRATE_JOB) complete"; break ;; \
+			*/[1-9]*) problem="failed" ;; \
+			*) [ "$$SECONDS" -lt "$$give_up" ] || problem="not complete after $(MIGRATE_TIMEOUT_SECONDS) s" ;; \
+		esac; \
+		if [ -n "$${problem:-}" ]; then \
+			echo "make start: job/$(MIGRATE_JOB) $$problem; its log:" >&2; \
+			$(KUBECTL) -n $(K8S_NAMESPACE) logs job/$(MIGRATE_JOB) --all-containers --tail=50 >&2 || true; \
+			exit 1; \
+		fi; \
+		sleep $(JOB_POLL_SECONDS); \
+	done
 	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/crypto-price-server --timeout=15m
 	@echo
 	@echo "The API is up. Reach it from this machine with:"

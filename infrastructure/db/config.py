@@ -9,9 +9,8 @@ no such deadline (a migration may take long).
 Connection pool: each server process holds its own asyncpg pool of
 ``minsize``..``maxsize`` connections (defaults 1 and 10 here; Tortoise's own default
 maximum is 5). Override them in the URL query: ``...?minsize=2&maxsize=20``. A process
-opens up to ``maxsize`` + 2 connections: it also holds its read model's listener and
-(while it leads, and a moment at each try) the poller's lock. Keep that x replicas
-below PostgreSQL's ``max_connections`` (100 by default).
+opens up to ``connections_per_process(url)`` = ``maxsize`` + ``DEDICATED_CONNECTIONS``
+(k8s/README.md sizes a deployment's ``max_connections`` from it).
 """
 
 from __future__ import annotations
@@ -37,6 +36,11 @@ POOL_DEFAULTS: dict[str, Any] = {
     "timeout": 10.0,
     "command_timeout": 30.0,
 }
+# Connections a server process holds beside its pool, one each: its read model's LISTEN
+# connection (read_model/live.py, on LISTEN_DATABASE_URL when set) and the poller's
+# leader lock (db/leader_lock.py: held by the leader, opened for a moment at each try
+# by the others).
+DEDICATED_CONNECTIONS = 2
 
 
 def tortoise_config(database_url: str, timeout: float | None = None) -> dict[str, Any]:
@@ -62,6 +66,16 @@ def tortoise_config(database_url: str, timeout: float | None = None) -> dict[str
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def pool_maxsize(database_url: str) -> int:
+    """The most connections the pool of a process on ``database_url`` opens."""
+    return int(tortoise_config(database_url)["connections"][CONNECTION]["credentials"]["maxsize"])
+
+
+def connections_per_process(database_url: str) -> int:
+    """The most PostgreSQL connections one server process on ``database_url`` opens."""
+    return pool_maxsize(database_url) + DEDICATED_CONNECTIONS
 
 
 TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)

@@ -131,6 +131,7 @@ def create_app(*cli_args: object, settings: Settings | None = None) -> Sanic:
     app.ctx.services = wiring.services
     register_error_handlers(app)
     mount_hooks(app)
+    health.track_start_up(app)
     register_tortoise(app, config=wiring.tortoise_config())
 
     for blueprint in (auth.bp, cryptos.bp, health.bp, metrics.bp, pages.bp):

@@ -176,9 +176,14 @@ class Liveness(Answer):
 
 
 class Readiness(Answer):
-    status: Literal["ok", "unavailable"]
-    database: bool = Field(description="PostgreSQL answers")
-    cache: bool = Field(description="Redis answers (a cache: reported, not required)")
+    status: Literal["ok", "degraded", "starting", "unavailable"] = Field(
+        description="degraded: ready, but PostgreSQL does not answer now (writes get 503); "
+        "starting: the server has not finished starting (nothing else is reported)"
+    )
+    database: bool | None = Field(None, description="PostgreSQL answers (absent: starting)")
+    cache: bool | None = Field(
+        None, description="Redis answers (a cache: reported, not required; absent: starting)"
+    )
     pending_migrations: list[str] = Field(
         default_factory=list,
         description="migrations this code ships that the database lacks (absent: none)",

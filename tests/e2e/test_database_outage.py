@@ -1,7 +1,9 @@
 """PostgreSQL paused (SIGSTOP) or stopped under a serving app: every request answers 503
 ``{"error": "database unavailable"}`` within about DATABASE_TIMEOUT_SECONDS, readiness
-answers 503 within its own timeout, the outage is logged once (no traceback), and the
-same app serves again soon after PostgreSQL is back.
+answers within its own timeout, the outage is logged once (no traceback), and the
+same app serves again soon after PostgreSQL is back. Readiness stays 200 ("degraded")
+through the outage once the schema was found current, so that the pods stay in their
+Service and answer that 503; a server that never saw the schema stays 503.
 
 The PostgreSQL paused and stopped here is a private one (the embedded package's, in a
 scratch directory), never the machine's.
@@ -103,7 +105,8 @@ def paused(pgdata: Path) -> Iterator[None]:
 
 @asynccontextmanager
 async def app_on(url: str, gecko: FakeCoinGecko) -> AsyncIterator[Api]:
-    """The whole app served on ``url`` with a 1 s database deadline and a user's token."""
+    """The whole app served on ``url`` with a 1 s database deadline and a user's token,
+    once it has answered ready."""
     await truncate_tables(url)
     env = {
         **conftest.test_env(url, gecko.base_url, None),
@@ -111,6 +114,8 @@ async def app_on(url: str, gecko: FakeCoinGecko) -> AsyncIterator[Api]:
     }
     app = create_app(settings=Settings.from_env(env))
     async with serve(app) as client:
+        # Ready first, as Kubernetes sees a pod before sending it any traffic.
+        assert (await client.get("/health/ready")).status_code == 200
         r = await client.post(
             "/auth/register", json={"username": "tester", "password": "test password"}
         )
@@ -157,13 +162,18 @@ async def all_unavailable_in_time(api: Api, *, reads_from_memory: bool = False) 
         assert seconds < WITHIN, f"{request} took {seconds:.2f} s"
 
 
-async def not_ready_in_time(api: Api) -> None:
+async def readiness_in_time(api: Api) -> httpx.Response:
     started = time.monotonic()
     async with asyncio.timeout(READY_TIMEOUT_SECONDS + 5):
         r = await api.client.get("/health/ready")
     assert time.monotonic() - started < READY_TIMEOUT_SECONDS + 1.0
-    assert r.status_code == 503
-    assert r.json()["database"] is False
+    return r
+
+
+async def still_ready_in_time(api: Api) -> None:
+    """The schema was current when PostgreSQL last answered: the pod stays in its Service."""
+    r = await readiness_in_time(api)
+    assert (r.status_code, r.json()["status"], r.json()["database"]) == (200, "degraded", False)
 
 
 async def serves_again(api: Api) -> None:
@@ -228,7 +238,7 @@ async def test_paused_postgres_answers_503_in_time_and_recovers(
         caplog.clear()
         with paused(pgdata):
             await all_unavailable_in_time(api, reads_from_memory=True)
-            await not_ready_in_time(api)
+            await still_ready_in_time(api)
             # Again: connections closed are reopened.
             await all_unavailable_in_time(api, reads_from_memory=True)
         logged_once(caplog)
@@ -247,7 +257,7 @@ async def test_stopped_postgres_answers_503_fast_and_the_same_app_serves_after_r
             assert not server_processes(pgdata)
             for _ in range(3):
                 await all_unavailable_in_time(api)
-            await not_ready_in_time(api)
+            await still_ready_in_time(api)
             logged_once(caplog)
         finally:
             assert await asyncio.to_thread(start_embedded_postgres, pgdata) == url
@@ -281,3 +291,32 @@ async def test_the_poller_lock_gives_up_in_time_on_a_paused_postgres_and_warns_o
         assert "poller leader election: database reachable again" in caplog.messages
     finally:
         await lock.release()
+
+
+async def test_a_server_starting_on_a_stopped_postgres_is_not_ready_until_it_sees_the_schema(
+    private_postgres: tuple[Path, str], gecko: FakeCoinGecko
+) -> None:
+    pgdata, url = private_postgres
+    env = {
+        **conftest.test_env(url, gecko.base_url, None),
+        "DATABASE_TIMEOUT_SECONDS": str(DEADLINE),
+    }
+    await asyncio.to_thread(stop_embedded_postgres, pgdata)
+    try:
+        app = create_app(settings=Settings.from_env(env))
+        async with serve(app) as client:
+            api = Api(app, client, gecko, {})
+            r = await readiness_in_time(api)
+            assert (r.status_code, r.json()["status"], r.json()["database"]) == (
+                503,
+                "unavailable",
+                False,
+            )
+            assert await asyncio.to_thread(start_embedded_postgres, pgdata) == url
+            r = await readiness_in_time(api)
+            assert (r.status_code, r.json()["status"]) == (200, "ok"), r.text
+            await asyncio.to_thread(stop_embedded_postgres, pgdata)
+            await still_ready_in_time(api)
+    finally:
+        if not server_processes(pgdata):
+            assert await asyncio.to_thread(start_embedded_postgres, pgdata) == url

@@ -72,3 +72,31 @@ async def test_a_partly_migrated_database_names_what_it_lacks(gecko):
         async with serve(app) as client:
             r = await client.get("/health/ready")
         assert (r.status_code, r.json()["pending_migrations"]) == (503, [latest])
+
+
+async def test_not_ready_until_every_start_up_listener_has_finished(gecko):
+    """Sanic serves while its after_server_start listeners run: a probe then answers
+    503 "starting", never 200 (nor a 500 from something not set up yet)."""
+    with fresh_database() as url:
+        app = create_app(settings=Settings.from_env(conftest.test_env(url, gecko.base_url, None)))
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        @app.after_server_start
+        async def slow_start_up(app):  # registered after the app's own listeners
+            entered.set()
+            await release.wait()
+
+        answers = []
+
+        async def probe(client):
+            await asyncio.wait_for(entered.wait(), timeout=30)
+            try:
+                answers.append(await client.get("/health/ready"))
+            finally:
+                release.set()
+
+        async with serve(app, while_starting=probe) as client:
+            (during,) = answers
+            assert (during.status_code, during.json()) == (503, {"status": "starting"})
+            r = await client.get("/health/ready")
+            assert (r.status_code, r.json()["status"]) == (200, "ok"), r.text

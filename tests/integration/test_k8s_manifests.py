@@ -5,6 +5,8 @@ on. Runs the kubectl that `make install` puts next to this Python (kubectl-cli-b
 
 from __future__ import annotations
 
+import itertools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +16,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from infrastructure.db.config import DEDICATED_CONNECTIONS, connections_per_process, pool_maxsize
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = Path(sys.executable).parent / "kubectl"
 K8S_VERSION = "1.31.0"  # the Makefile's K8S_VERSION (make manifests)
 IMAGE = "crypto-price-server"
+# PostgreSQL's default superuser_reserved_connections (reserved_connections: 0).
+POSTGRES_RESERVED_DEFAULT = 3
 # Sanic's GRACEFUL_SHUTDOWN_TIMEOUT as the app sets it (settings.shutdown_grace_seconds).
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
@@ -128,3 +134,46 @@ def test_dev_datastores_are_stateful_sets_on_volume_claims(builds, name):
     (container,) = statefulset["spec"]["template"]["spec"]["containers"]
     assert {m["name"] for m in container["volumeMounts"]} & claims
     assert not [m for m in builds["k8s"] if m["metadata"]["name"] == name]  # dev only
+
+
+def postgres_settings(statefulset: Manifest) -> dict[str, str]:
+    """The ``-c name=value`` settings PostgreSQL's container is started with."""
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    args = container.get("args", [])
+    return dict(value.split("=", 1) for flag, value in itertools.pairwise(args) if flag == "-c")
+
+
+def test_dev_postgres_has_room_for_every_pod_of_a_rollout_and_the_job(builds):
+    manifests = builds["k8s/dev"]
+    (secret,) = [m for m in manifests if m["kind"] == "Secret"]
+    url = secret["stringData"]["DATABASE_URL"]
+    per_pod = connections_per_process(url)  # what the code opens, from the same URL
+    job_pool = pool_maxsize(url)  # aerich's Tortoise pool: TORTOISE_ORM on DATABASE_URL
+    hpa = one(manifests, "HorizontalPodAutoscaler", "crypto-price-server")
+    api = one(manifests, "Deployment", "crypto-price-server")
+    job = one(manifests, "Job", "crypto-price-server-migrate")
+    max_replicas = hpa["spec"]["maxReplicas"]
+    surge = api["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    assert isinstance(surge, int), "a percentage maxSurge: work out its pods here"
+    job_pods = job["spec"].get("parallelism", 1)
+    settings = postgres_settings(one(manifests, "StatefulSet", "postgres"))
+    reserved = int(settings.get("superuser_reserved_connections", POSTGRES_RESERVED_DEFAULT))
+    reserved += int(settings.get("reserved_connections", 0))
+    needed = (max_replicas + surge) * per_pod + job_pods * job_pool + reserved
+    assert int(settings["max_connections"]) >= needed
+
+    # k8s/README.md states these very figures; the comments elsewhere point to it.
+    readme = (ROOT / "k8s" / "README.md").read_text()
+    pool = pool_maxsize(url)
+    assert f"per pod:   {per_pod} = the pool's maxsize {pool}" in readme
+    assert f"+ {DEDICATED_CONNECTIONS} (the read model's LISTEN" in readme
+    assert (
+        f"max_connections {settings['max_connections']} >= ({max_replicas} + {surge}) x "
+        f"{per_pod} + {job_pods * job_pool} + {reserved} = {needed}"
+    ) in readme
+    main_readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"**{per_pod}** with the default pool" in main_readme
+    for path in ("k8s/base/hpa.yaml", "k8s/base/configmap.yaml", "k8s/dev/postgres.yaml"):
+        text = (ROOT / path).read_text()
+        assert 'k8s/README.md "PostgreSQL connections"' in text, path
+        assert not re.search(r"\bx \d|\d+ (PostgreSQL )?connections", text), f"{path}: a figure"

@@ -7,9 +7,10 @@ async fixture, so a test can fire concurrent requests with asyncio.gather.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,8 +21,14 @@ from tests.support.ports import free_port  # noqa: F401 (where tests used to fin
 
 
 @asynccontextmanager
-async def serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
-    """Start ``app``; yield an httpx client aimed at it; stop it cleanly."""
+async def serve(
+    app: Sanic, *, while_starting: Callable[[httpx.AsyncClient], Awaitable[None]] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Start ``app``; yield an httpx client aimed at it; stop it cleanly.
+
+    As Sanic's own server does, it serves while the ``after_server_start`` listeners
+    run: ``while_starting`` is awaited with the client meanwhile (hold a listener of
+    your own on an event to make that moment last)."""
     Sanic.test_mode = True
     # The server gets a socket on a port the kernel picked, bound from the start, so no
     # other process can take the port between choosing it and listening on it.
@@ -36,10 +43,15 @@ async def serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
     assert server is not None
     await server.startup()
     await server.before_start()
-    await server.after_start()
     await server.start_serving()
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
+        starting = asyncio.ensure_future(server.after_start())
+        try:
+            if while_starting is not None:
+                await while_starting(client)
+        finally:
+            await starting
         yield client
     finally:
         await client.aclose()
