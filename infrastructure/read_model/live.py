@@ -10,7 +10,9 @@ The consistency it promises:
   While it is False (starting, connection lost, reconnecting, reloading) the
   repository reads through to the database: no answer comes from a set that may have
   missed a notification. Losing the connection turns ``live`` off at once (asyncpg's
-  termination callback), before any later request is served.
+  termination callback), before any later request is served. Only when the database
+  cannot answer either does a read fall back to the set last loaded (stale-if-error,
+  ``last_known``): in an outage nothing can commit, and an answer beats a 503.
 - A process that writes waits in ``sync()`` until its own listener has applied the
   write, so it answers the new state right away; every other replica applies it as
   soon as PostgreSQL delivers the notification (a millisecond or so).
@@ -159,6 +161,12 @@ class LiveReadModel:
     def live(self) -> bool:
         """Whether reads may be answered from ``store``."""
         return self._live
+
+    @property
+    def last_known(self) -> bool:
+        """Whether ``store`` holds a set once loaded live: what the database last told
+        this process, kept while the listener is down (it is replaced on reload)."""
+        return self._loads > 0
 
     async def start(self) -> None:
         """Start listening in the background; reads go to the database until loaded."""

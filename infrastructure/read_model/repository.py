@@ -1,14 +1,21 @@
 """The crypto repository every request uses: reads from this process's read model
-while it is live, from PostgreSQL otherwise; writes go to PostgreSQL and return once
-the read model has them (``LiveReadModel.sync``)."""
+while it is live, from PostgreSQL otherwise, and from the set last loaded when
+PostgreSQL is unavailable too (stale-if-error, as RFC 5861 names it: during an outage
+no write can commit, so the last known set is what a reader would get, and it keeps
+each price's ``last_updated``); writes go to PostgreSQL and return once the read model
+has them (``LiveReadModel.sync``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
+from domain.errors import StorageUnavailable
 from domain.model import Crypto, PricePoint, PriceStats, PriceUpdate, Ticker, TrackedCoin
 from domain.ports import CryptoRepository
 from infrastructure.read_model.live import LiveReadModel
+
+T = TypeVar("T")
 
 
 class ReadModelCryptoRepository:
@@ -18,25 +25,46 @@ class ReadModelCryptoRepository:
         self._db = database
         self._model = model
 
+    async def _read_through(self, from_database: Awaitable[T], from_memory: Callable[[], T]) -> T:
+        """The database's answer; the set last loaded's when the database is down."""
+        try:
+            return await from_database
+        except StorageUnavailable:
+            if self._model.last_known:
+                return from_memory()
+            raise
+
     async def list(self) -> list[Crypto]:
+        store = self._model.store
         if self._model.live:
-            return self._model.store.list()
-        return await self._db.list()
+            return store.list()
+        return await self._read_through(self._db.list(), store.list)
 
     async def get(self, symbol: Ticker) -> Crypto | None:
+        store = self._model.store
         if self._model.live:
-            return self._model.store.get(symbol)
-        return await self._db.get(symbol)
+            return store.get(symbol)
+        return await self._read_through(self._db.get(symbol), lambda: store.get(symbol))
 
     async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
-        if self._model.live and 1 <= limit <= self._model.store.keep:
-            return self._model.store.history(symbol, limit)
-        return await self._db.history(symbol, limit)
+        store = self._model.store
+        if not 1 <= limit <= store.keep:
+            return await self._db.history(symbol, limit)
+        if self._model.live:
+            return store.history(symbol, limit)
+        return await self._read_through(
+            self._db.history(symbol, limit), lambda: store.history(symbol, limit)
+        )
 
     async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
-        if self._model.live and 1 <= limit <= self._model.store.keep:
-            return self._model.store.stats(symbol, limit)
-        return await self._db.stats(symbol, limit)
+        store = self._model.store
+        if not 1 <= limit <= store.keep:
+            return await self._db.stats(symbol, limit)
+        if self._model.live:
+            return store.stats(symbol, limit)
+        return await self._read_through(
+            self._db.stats(symbol, limit), lambda: store.stats(symbol, limit)
+        )
 
     async def tracked_coins(self) -> list[TrackedCoin]:
         return await self._db.tracked_coins()  # the poller's: the database decides
