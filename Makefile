@@ -3,6 +3,8 @@
 #   make run      create .venv, install, serve on http://127.0.0.1:8000 (embedded defaults)
 #   make test     the whole test suite (needs the PostgreSQL and Redis described in README.md)
 #   make fuzz     schemathesis against a live server, every check, for FUZZ_SECONDS
+#   make container-test  docker-compose up --build, the API, logs, restarts, then down -v
+#   make lock     write the lock files anew from pyproject.toml
 #   make start    build the image and run it, with PostgreSQL and Redis, on kubectl's cluster
 #   make stop     delete all that make start created, the database's volume included
 #
@@ -31,8 +33,10 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 DEV_LOCK := requirements-dev.lock
 BUILD_LOCK := requirements-build.lock
-UV_COMPILE := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	--native-tls --custom-compile-command 'make lock'
+# make lock LOCK_ARGS=--upgrade (or --upgrade-package NAME): newer pins; else each is kept.
+LOCK_ARGS ?=
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--native-tls --custom-compile-command 'make lock' $(LOCK_ARGS)
 APP := interfaces.http.app:create_app
 
 export AERICH_NO_TORTOISE_V1_WARNING := 1
@@ -88,6 +92,9 @@ run: $(STAMP) ## serve on HOST:PORT, one process (embedded PostgreSQL and cache 
 
 test: $(STAMP) ## run the whole test suite (PYTEST_ARGS="-x -k name" to narrow it)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+container-test: $(STAMP) ## docker-compose up --build, then the checks of tests/containers (Docker, docker-compose)
+	$(BIN)/python -m pytest -q tests/containers $(PYTEST_ARGS)
 
 screenshots: $(STAMP) ## run the browser tests and keep their screenshots in docs/screenshots (the README's)
 	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
