@@ -1,44 +1,59 @@
-# syntax=docker/dockerfile:1
-#
 # Crypto Price Server image.
 #   docker build -t crypto-price-server .
 #   serve:    docker run -p 8000:8000 -e DATABASE_URL=... -e REDIS_URL=... -e JWT_SECRET=... crypto-price-server
 #   migrate:  docker run --rm -e DATABASE_URL=... crypto-price-server aerich -c aerich.ini upgrade
-# The image always expects DATABASE_URL: the embedded PostgreSQL is for `make run` only.
+# The image always expects DATABASE_URL: the embedded PostgreSQL (the `embedded` extra) is for
+# `make run` only, and the server refuses to start without it. Dependencies come from
+# requirements.lock (`make lock`), every file checked against its hash.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# ---- build: a virtualenv holding the project and its runtime dependencies ----
+# ---- build: a virtualenv holding the project and its locked runtime dependencies ----
 FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+# No pip in the venv the image keeps: the base image's pip installs into it (--python).
+RUN python -m venv --without-pip /opt/venv
 
 WORKDIR /src
 
-# The dependencies first, read from pyproject.toml, so that a code change reuses this layer.
+# The dependencies first, so that a code change reuses this layer. --no-deps: the lock is the
+# whole closure already, less setuptools, which sanic declares but never imports.
 # Every one of them ships binary wheels for linux amd64 and arm64: no compiler is needed.
-COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+COPY requirements.lock requirements-build.lock ./
+RUN pip --python /opt/venv/bin/python install --require-hashes --no-deps -r requirements.lock \
+    && python -m venv /opt/build \
+    && /opt/build/bin/pip install --require-hashes -r requirements-build.lock
 
-# Then the project itself (a regular, non-editable install; no dev dependencies).
+# Then the project itself, as a wheel built by the locked setuptools of /opt/build (which stays
+# in this stage), installed non-editable, without the dev or embedded extras.
+COPY pyproject.toml README.md ./
 COPY domain ./domain
 COPY application ./application
 COPY infrastructure ./infrastructure
 COPY interfaces ./interfaces
 COPY bootstrap.py ./
 # Smoke test of the installed copy (-P: not the source tree in the working directory).
-RUN pip install --no-deps . \
-    && python -P -c "import interfaces.http.app, infrastructure.db.config"
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
+    && pip --python /opt/venv/bin/python install --no-deps /tmp/dist/*.whl \
+    && /opt/venv/bin/python -P -c "import interfaces.http.app, infrastructure.db.config"
 
 # ---- runtime ----
 FROM ${PYTHON_IMAGE} AS runtime
+
+# No pip, setuptools or wheel here, whether the base image has them from pip (the official
+# images) or from the distribution's packages; the build fails if any is left.
+RUN if dpkg-query -W python3-pip >/dev/null 2>&1; then \
+        apt-get purge -y -q --auto-remove python3-pip python3-setuptools python3-wheel >/dev/null; \
+    else \
+        python -m pip uninstall -y -q pip setuptools wheel; \
+    fi \
+    && ! python -c "import pip" 2>/dev/null \
+    && ! python -c "import setuptools" 2>/dev/null \
+    && ! command -v pip
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

