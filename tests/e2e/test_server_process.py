@@ -2,6 +2,7 @@
 --single-process``, as a separate process. It polls CoinGecko on its schedule."""
 
 import asyncio
+import json
 import os
 
 import pytest
@@ -73,7 +74,8 @@ async def test_a_bad_setting_stops_start_up_with_a_clear_message(database_url, s
     assert "Traceback" not in text
 
 
-async def test_without_database_url_nor_the_embedded_package_start_up_stops(tmp_path):
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_without_database_url_nor_the_embedded_package_start_up_stops(tmp_path, log_format):
     """The image leaves out the ``embedded`` extra: there, no DATABASE_URL is a clear
     configuration error, not a PostgreSQL that would die with the container. The package
     is made unimportable for the server process (None in sys.modules, by sitecustomize)."""
@@ -82,6 +84,7 @@ async def test_without_database_url_nor_the_embedded_package_start_up_stops(tmp_
     )
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env |= {"PYTHONPATH": str(tmp_path), "DATA_DIR": str(tmp_path), "JWT_SECRET": JWT_SECRET}
+    env["LOG_FORMAT"] = log_format
     process = await asyncio.create_subprocess_exec(
         *sanic_command(free_port()),
         cwd=ROOT,
@@ -93,6 +96,9 @@ async def test_without_database_url_nor_the_embedded_package_start_up_stops(tmp_
     text = output.decode()
     assert process.returncode != 0, text
     errors = [line for line in text.splitlines() if "configuration error" in line]
+    if log_format == "json":  # the image's: one JSON line like every other
+        assert all(isinstance(json.loads(line), dict) for line in text.splitlines()), text
+        errors = [json.loads(line)["message"] for line in errors]
     assert [line.startswith("configuration error: DATABASE_URL is not set") for line in errors] == [
         True
     ], text
