@@ -113,6 +113,8 @@ def create_app(*cli_args: object, settings: Settings | None = None) -> Sanic:
         early_signals.mount(app)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace_seconds
+    # From a request's first byte (ServerProtocol), not from its last bytes as Sanic counts.
+    app.config.REQUEST_TIMEOUT = settings.request_timeout_seconds
     # Only the document: sanic-ext's UI pages load their scripts from a CDN (and its
     # Swagger OAuth2 page fetches one from there), which this server never relies on.
     app.config.OAS_UI_SWAGGER = False
