@@ -160,6 +160,10 @@ class LiveReadModel:
         """Whether reads may be answered from ``store``."""
         return self._live
 
+    def tracked_count(self) -> int | None:
+        """How many cryptos are tracked, from memory while live (else None: unknown here)."""
+        return len(self.store) if self._live else None
+
     async def start(self) -> None:
         """Start listening in the background; reads go to the database until loaded."""
         if self._task is None:

@@ -22,6 +22,7 @@ from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
 from infrastructure.db.migrate import upgrade
+from infrastructure.metrics import count_tracked_by
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.hooks import mount_hooks
@@ -88,12 +89,17 @@ def mount_read_model(app: Sanic, wiring: Wiring) -> None:
     @app.after_server_start
     async def start_read_model(app: Sanic) -> None:
         await wiring.read_model.start()
+        # Scraped from the tracked set itself: current as of each add and delete, where a
+        # poll cycle's count lags by up to PRICE_POLL_INTERVAL_SECONDS (or never comes
+        # without the poller).
+        count_tracked_by(wiring.read_model.tracked_count)
 
     @app.before_server_stop
     async def stop_read_model(app: Sanic) -> None:
         # Streams end first, cleanly (their handlers send the last chunk), so that the
         # graceful shutdown does not wait on them.
         wiring.feed.close_all("the server is stopping")
+        count_tracked_by(None)
         await wiring.read_model.stop()
 
 
