@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
 from types import FrameType
 from typing import Any
 
@@ -105,11 +106,15 @@ class ServerProtocol(HttpProtocol):
     def request_began(self) -> None:
         self._request_started = self.loop.time()
 
-    async def receive_more(self) -> None:
+    def receive_more(self) -> Coroutine[Any, Any, None]:
         http = self._http
-        # Waiting for the first byte of the next request (idle) is KEEP_ALIVE_TIMEOUT's.
+        # Waiting for the first byte of the next request (idle) is KEEP_ALIVE_TIMEOUT's:
+        # Sanic's own wait, with no frame of ours around it (every keep-alive request).
         if http is None or (http.stage is Stage.IDLE and not http.request_body):
-            return await super().receive_more()
+            return super().receive_more()
+        return self._receive_more_of_request()
+
+    async def _receive_more_of_request(self) -> None:
         # A request in pieces: the timer is set at its first wait, so a request that
         # arrives in one piece costs none.
         if self._deadline is None:

@@ -79,6 +79,26 @@ async def test_a_body_trickled_in_is_cut_off_at_the_bound(make_api):
         assert BOUND <= answered < BOUND + 2
 
 
+async def test_a_body_trickled_in_after_its_answer_is_cut_off_at_the_bound(make_api):
+    # Answered (404) before its body came; Sanic then reads the rest before the next request.
+    async with (
+        make_api(REQUEST_TIMEOUT_SECONDS=str(BOUND)) as api,
+        raw_connection(str(api.client.base_url)) as conn,
+    ):
+        started = time.monotonic()
+        await conn.send(
+            b"POST /no/such/route HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n" % PIECES
+        )
+        assert (await conn.response()).status == 404
+        trickle = asyncio.create_task(conn.trickle([b" "] * PIECES, EVERY))
+        try:
+            assert await conn.closed_by_server(seconds=PIECES * EVERY + 10)
+            assert not trickle.done(), "the whole body was sent before the server hung up"
+        finally:
+            trickle.cancel()
+        assert time.monotonic() - started < BOUND + 2
+
+
 async def test_a_slow_request_that_arrives_whole_in_time_is_served(make_api):
     async with (
         make_api(REQUEST_TIMEOUT_SECONDS=str(BOUND)) as api,
