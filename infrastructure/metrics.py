@@ -8,6 +8,8 @@ as prometheus_client expects, because a process (a test run) may build many apps
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -36,7 +38,8 @@ POLLER_LEADER = Gauge(
 )
 TRACKED_CRYPTOS = Gauge(
     "cps_tracked_cryptos",
-    "Cryptos tracked, as of this server's last price poll cycle.",
+    "Cryptos tracked, as of the latest commit this server's read model applied "
+    "(while it is down: the last count known).",
 )
 COINGECKO_CALLS = Counter(
     "cps_coingecko_calls",
@@ -73,6 +76,32 @@ READ_MODEL_LOADS = Counter(
     "Full loads of the read model: one at start, one after each lost listening connection.",
 )
 
+
+class TrackedCount:
+    """The value of ``cps_tracked_cryptos`` at each scrape: what the read model holds
+    (current as of the latest commit it applied) while ``count`` knows it, else the last
+    count known (a poll cycle's, or the read model's before its connection went down)."""
+
+    def __init__(self) -> None:
+        self.count: Callable[[], int | None] = lambda: None
+        self.last = 0.0
+
+    def __call__(self) -> float:
+        now = self.count()
+        if now is not None:
+            self.last = float(now)
+        return self.last
+
+
+TRACKED_COUNT = TrackedCount()
+TRACKED_CRYPTOS.set_function(TRACKED_COUNT)
+
+
+def count_tracked_by(count: Callable[[], int | None] | None) -> None:
+    """``cps_tracked_cryptos`` reads ``count()`` when scraped (None: no count to ask)."""
+    TRACKED_COUNT.count = count or (lambda: None)
+
+
 for _outcome in POLL_OUTCOMES:  # a zero series from the start, so that rate() sees the first
     POLL_CYCLES.labels(_outcome)
 
@@ -84,7 +113,7 @@ class PrometheusPollerMonitor:
         POLL_CYCLES.labels(outcome).inc()
         POLL_CYCLE_SECONDS.observe(seconds)
         if tracked is not None:
-            TRACKED_CRYPTOS.set(tracked)
+            TRACKED_COUNT.last = tracked
 
     def leadership(self, held: bool) -> None:
         POLLER_LEADER.set(1 if held else 0)

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
     shutdown_grace_seconds: float = Field(20.0, ge=0.0, le=600.0)
+    request_timeout_seconds: float = Field(15.0, ge=1.0, le=600.0)
     database_timeout_seconds: float = Field(2.0, ge=0.1, le=60.0)
     registration_open: bool = True
     login_failures_per_username: int = Field(10, ge=1, le=100_000)

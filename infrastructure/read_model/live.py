@@ -168,6 +168,10 @@ class LiveReadModel:
         this process, kept while the listener is down (it is replaced on reload)."""
         return self._loads > 0
 
+    def tracked_count(self) -> int | None:
+        """How many cryptos are tracked, from memory while live (else None: unknown here)."""
+        return len(self.store) if self._live else None
+
     async def start(self) -> None:
         """Start listening in the background; reads go to the database until loaded."""
         if self._task is None:

@@ -22,6 +22,7 @@ from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
 from infrastructure.db.migrate import upgrade
+from infrastructure.metrics import count_tracked_by
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.hooks import mount_hooks
@@ -88,12 +89,17 @@ def mount_read_model(app: Sanic, wiring: Wiring) -> None:
     @app.after_server_start
     async def start_read_model(app: Sanic) -> None:
         await wiring.read_model.start()
+        # Scraped from the tracked set itself: current as of each add and delete, where a
+        # poll cycle's count lags by up to PRICE_POLL_INTERVAL_SECONDS (or never comes
+        # without the poller).
+        count_tracked_by(wiring.read_model.tracked_count)
 
     @app.before_server_stop
     async def stop_read_model(app: Sanic) -> None:
         # Streams end first, cleanly (their handlers send the last chunk), so that the
         # graceful shutdown does not wait on them.
         wiring.feed.close_all("the server is stopping")
+        count_tracked_by(None)
         await wiring.read_model.stop()
 
 
@@ -113,6 +119,8 @@ def create_app(*cli_args: object, settings: Settings | None = None) -> Sanic:
         early_signals.mount(app)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace_seconds
+    # From a request's first byte (ServerProtocol), not from its last bytes as Sanic counts.
+    app.config.REQUEST_TIMEOUT = settings.request_timeout_seconds
     # Only the document: sanic-ext's UI pages load their scripts from a CDN (and its
     # Swagger OAuth2 page fetches one from there), which this server never relies on.
     app.config.OAS_UI_SWAGGER = False

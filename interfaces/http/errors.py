@@ -6,7 +6,7 @@ import logging
 
 from sanic import HTTPResponse, Request, Sanic
 from sanic.constants import HTTP_METHODS
-from sanic.exceptions import MethodNotAllowed, SanicException
+from sanic.exceptions import MethodNotAllowed, RequestCancelled, SanicException
 from sanic.response import json
 
 from domain.errors import (
@@ -25,6 +25,10 @@ from domain.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# A client that hung up before its answer was sent (Nginx's code): not a server error,
+# and nobody receives the answer; it is counted and logged under this status.
+CLIENT_CLOSED_REQUEST = 499
 
 _STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidInput, 400),
@@ -87,6 +91,11 @@ def allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+def client_gone(request: Request, error: RequestCancelled) -> HTTPResponse:
+    """The client hung up mid-request or while its handler ran (Sanic cancels it)."""
+    return error_response("client closed the request", CLIENT_CLOSED_REQUEST)
+
+
 def unexpected_error(request: Request, error: Exception) -> HTTPResponse:
     log.exception("%s %s failed", request.method, request.path, exc_info=error)
     return error_response("internal server error", 500)
@@ -97,3 +106,5 @@ def register_error_handlers(app: Sanic) -> None:
     app.error_handler.add(DomainError, domain_error)
     app.error_handler.add(SanicException, http_error)
     app.error_handler.add(Exception, unexpected_error)
+    # A CancelledError, which no handler of Exception sees: Sanic's default made it a 500.
+    app.error_handler.add(RequestCancelled, client_gone)

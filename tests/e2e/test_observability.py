@@ -171,3 +171,13 @@ async def test_a_lookup_misses_the_cache_then_hits_it(api):
     assert after.value(calls, endpoint="/coins/markets", outcome="ok") - before.value(
         calls, endpoint="/coins/markets", outcome="ok"
     ) == len(api.gecko.calls("/coins/markets"))
+
+
+async def test_the_tracked_count_follows_each_add_and_delete_not_the_poll_cycles(api):
+    # The poller is off here: only the writes themselves can move the gauge.
+    for symbol in ("BTC", "ETH"):
+        r = await api.client.post("/crypto", json={"symbol": symbol}, headers=api.auth)
+        assert r.status_code == 201, r.text
+    assert (await scrape(api)).value("cps_tracked_cryptos") == 2
+    assert (await api.client.delete("/crypto/BTC", headers=api.auth)).status_code == 200
+    assert (await scrape(api)).value("cps_tracked_cryptos") == 1

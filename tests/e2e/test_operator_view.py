@@ -87,7 +87,7 @@ async def test_json_logs_show_no_secret_and_tag_each_request(database_url, gecko
             assert r.status_code == 500  # logged as warnings, with CoinGecko's answer
             assert (await client.get("/crypto", headers=auth)).status_code == 200
             # The poller's lines too.
-            await wait_for_scrape(client, lambda s: s.value("cps_tracked_cryptos") == 1)
+            await wait_for_scrape(client, lambda s: s.value("cps_poll_cycles_total") >= 1)
         assert await server.stop() == 0
     log = server.log()
 

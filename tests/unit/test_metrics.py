@@ -4,7 +4,12 @@ up over the whole test run: each test compares after with before)."""
 import pytest
 
 from infrastructure import metrics
-from infrastructure.metrics import PrometheusPollerMonitor, observe_read_model, observe_stream
+from infrastructure.metrics import (
+    PrometheusPollerMonitor,
+    count_tracked_by,
+    observe_read_model,
+    observe_stream,
+)
 from tests.support.metrics import Scrape
 
 
@@ -69,3 +74,20 @@ def test_the_live_gauges_are_this_processs_own_values():
     assert after.value("cps_read_model_live") == 1
     loads = "cps_read_model_loads_total"
     assert after.value(loads) - middle.value(loads) == 1
+
+
+def test_the_tracked_count_is_the_read_models_at_each_scrape_else_the_last_known():
+    held: list[int | None] = [3]
+    count_tracked_by(lambda: held[0])
+    try:
+        assert scrape().value("cps_tracked_cryptos") == 3
+        held[0] = 4  # a commit applied: no poll cycle needed
+        assert scrape().value("cps_tracked_cryptos") == 4
+        held[0] = None  # the read model is down: the last count stands
+        assert scrape().value("cps_tracked_cryptos") == 4
+        PrometheusPollerMonitor().cycle_finished("ok", 0.1, tracked=6)
+        assert scrape().value("cps_tracked_cryptos") == 6  # then a poll cycle's
+        held[0] = 5
+        assert scrape().value("cps_tracked_cryptos") == 5
+    finally:
+        count_tracked_by(None)
