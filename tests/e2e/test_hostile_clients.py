@@ -211,3 +211,48 @@ async def test_a_hundred_headers_are_still_served(api):
     async with raw_connection(str(api.client.base_url)) as conn:
         await conn.send(head("/health", *(f"X-H{i}: v" for i in range(99))))  # and Host
         assert (await conn.response()).status == 200
+
+
+HEADER_NAMES = [
+    b"Authorization", b"Accept", b"Accept-Encoding", b"Content-Type", b"Content-Length",
+    b"Transfer-Encoding", b"Host", b"Connection", b"Expect", b"If-None-Match", b"Range",
+    b"Cookie", b"Origin", b"User-Agent", b"X-Request-ID", b"X-Forwarded-For", b"Forwarded",
+    b"X-\xe9\xff",
+]  # fmt: skip
+HEADER_VALUES = [
+    b"\xe9", b"\xff\xfe\x80", b"\x01\x7f\x1b", b"\xc3\xa9\xe2\x82\xac", b"Bearer \xe9\xe9",
+    b'"', b"-1", b"9" * 40, b";;;q=abc,*/*;q=2,text/event-stream;q=-1", b"\x00",
+]  # fmt: skip
+
+
+async def test_any_bytes_in_any_header_are_never_a_5xx(api):
+    """Each header, with bytes no client library sends, on a read, a login with a body and
+    the page: a 4xx (or the answer), never a 5xx; a refused head may also just be closed."""
+    token = api.auth["Authorization"].encode()
+    body = b'{"username": "tester", "password": "test password"}'
+    requests = [
+        (b"GET /crypto HTTP/1.1", [b"Authorization: " + token], b""),
+        (
+            b"POST /auth/login HTTP/1.1",
+            [b"Content-Type: application/json", b"Content-Length: %d" % len(body)],
+            body,
+        ),
+        (b"GET / HTTP/1.1", [], b""),
+    ]
+    server_errors = []
+    for name in HEADER_NAMES:
+        for value in HEADER_VALUES:
+            for line, headers, payload in requests:
+                kept = [h for h in headers if not h.lower().startswith(name.lower() + b":")]
+                head = b"\r\n".join(
+                    [line, b"Host: test", b"Connection: close", *kept, name + b": " + value]
+                )
+                async with raw_connection(str(api.client.base_url)) as conn:
+                    await conn.send(head + b"\r\n\r\n" + payload)
+                    try:
+                        r = await conn.response(seconds=10)
+                    except (asyncio.IncompleteReadError, ConnectionError):
+                        continue  # closed without an answer: not a server error
+                if r.status >= 500:
+                    server_errors.append((line, name, value, r.status, r.body[:80]))
+    assert not server_errors, server_errors
