@@ -54,12 +54,8 @@ async def test_one_process_polls_and_serves(database_url, gecko, tmp_path):
     assert len(history) >= CYCLES
 
 
-@pytest.mark.parametrize(
-    "setting, value",
-    [("JWT_SECRET", "too-short"), ("HISTORY_LIMIT", "0"), ("COINGECKO_API_PLAN", "gold")],
-)
-async def test_a_bad_setting_stops_start_up_with_a_clear_message(database_url, setting, value):
-    env = {**os.environ, "DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET, setting: value}
+async def server_that_stops(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, bytes]:
+    """The server started with ``env``, once it has ended; its output."""
     process = await asyncio.create_subprocess_exec(
         *sanic_command(free_port()),
         cwd=ROOT,
@@ -68,6 +64,16 @@ async def test_a_bad_setting_stops_start_up_with_a_clear_message(database_url, s
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process, output
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("JWT_SECRET", "too-short"), ("HISTORY_LIMIT", "0"), ("COINGECKO_API_PLAN", "gold")],
+)
+async def test_a_bad_setting_stops_start_up_with_a_clear_message(database_url, setting, value):
+    env = {**os.environ, "DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET, setting: value}
+    process, output = await server_that_stops(env)
     assert process.returncode != 0
     text = output.decode()
     assert f"configuration error: {setting}" in text
@@ -85,14 +91,7 @@ async def test_without_database_url_nor_the_embedded_package_start_up_stops(tmp_
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env |= {"PYTHONPATH": str(tmp_path), "DATA_DIR": str(tmp_path), "JWT_SECRET": JWT_SECRET}
     env["LOG_FORMAT"] = log_format
-    process = await asyncio.create_subprocess_exec(
-        *sanic_command(free_port()),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    process, output = await server_that_stops(env)
     text = output.decode()
     assert process.returncode != 0, text
     errors = [line for line in text.splitlines() if "configuration error" in line]
