@@ -30,7 +30,12 @@ WITHIN = 30.0
 OTHER_CONNECTIONS = """
 SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
 """
-LEADER = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted"
+# Advisory locks are per database: pollers of other databases (other tests) hold the same key.
+LEADER = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND objid = $1 AND granted
+  AND database = (SELECT oid FROM pg_database WHERE datname = $2)
+"""
 
 
 async def until(condition, what: str) -> None:
@@ -55,7 +60,8 @@ async def test_a_busy_leading_process_opens_its_pool_plus_its_dedicated_connecti
                 return wiring.read_model.live
 
             async def leading() -> bool:
-                return await observer.fetchval(LEADER, POLLER_LOCK_KEY & 0xFFFFFFFF) == 1
+                key = POLLER_LOCK_KEY & 0xFFFFFFFF
+                return await observer.fetchval(LEADER, key, database_name(base_url)) == 1
 
             await until(listening, "the read model listens")
             await until(leading, "the poller holds its lock")

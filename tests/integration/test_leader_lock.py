@@ -38,7 +38,9 @@ async def test_takeover_when_the_leader_connection_dies(database_url):
         assert not await follower.acquire()
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_locks "
-            "WHERE locktype = 'advisory' AND objid = $1 AND granted",
+            "WHERE locktype = 'advisory' AND objid = $1 AND granted "
+            # Advisory locks are per database: never another test's.
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             KEY,
         )
         assert await follower.acquire()

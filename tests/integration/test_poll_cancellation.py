@@ -42,7 +42,8 @@ async def test_cancelling_record_prices_mid_transaction_rolls_it_all_back(db: st
         deadline = time.monotonic() + 30
         while not await blocker.fetchval(
             "SELECT count(*) FROM pg_locks WHERE relation = 'price_history'::regclass "
-            "AND NOT granted"
+            "AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ):
             assert time.monotonic() < deadline, "the cycle never reached its history insert"
             assert not cycle.done(), cycle

@@ -43,16 +43,18 @@ async def test_a_full_load_goes_page_by_page_and_misses_none(
             )
 
 
-async def test_a_lost_connection_stops_memory_reads_at_once_and_reloads(
-    model: LiveReadModel, db: str
-) -> None:
-    await insert_cryptos(db, ("BTC", "bitcoin", "Bitcoin"))
-    # The set missed that insert (no notification); the reload finds it.
-    assert await terminate_listeners(db) == 1
-    await wait_until(lambda: not model.live, "the model to stop serving")
-    await went_live(model)
-    found = model.store.get(Ticker("BTC"))
-    assert found is not None and found.coin_id == "bitcoin"
+async def test_a_lost_connection_stops_memory_reads_at_once_and_reloads(db: str) -> None:
+    changes: list[bool] = []  # each change of ``live``, as the model tells them
+    async with live_read_model(db, KEEP, notify=notify_change, observe=changes.append) as model:
+        await insert_cryptos(db, ("BTC", "bitcoin", "Bitcoin"))
+        # The set missed that insert (no notification); the reload finds it.
+        assert await terminate_listeners(db) == 1
+        # Told, not sampled: the reload may come back faster than any polling would see.
+        await wait_until(lambda: False in changes, "the model to stop serving")
+        await wait_until(lambda: changes[changes.index(False) :][-1], "the model to reload")
+        assert changes[changes.index(False) - 1 :] == [True, False, True], changes
+        found = model.store.get(Ticker("BTC"))
+        assert found is not None and found.coin_id == "bitcoin"
 
 
 async def test_a_write_that_does_not_come_back_in_time_makes_the_model_reload(
