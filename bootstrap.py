@@ -24,6 +24,7 @@ from application.add_crypto import AddCrypto
 from application.authenticate import Authenticate
 from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
+from application.list_coins import FindCandidates, ListCoins
 from application.list_cryptos import ListCryptos
 from application.login_user import LoginUser
 from application.poll_cycle import PollCycle, PollResult
@@ -78,6 +79,7 @@ class Services:
     login_user: LoginUser
     list_cryptos: ListCryptos
     add_crypto: AddCrypto
+    list_coins: ListCoins
     get_crypto: GetCrypto
     refresh_crypto: RefreshCrypto
     price_history: PriceHistory
@@ -210,11 +212,13 @@ def build_services(
     hasher = BcryptPasswordHasher(rounds=settings.bcrypt_rounds)
     tokens = CachingTokenService(JwtTokenService(settings.jwt_secret, settings.jwt_expires_seconds))
     keep = settings.history_limit
+    candidates = FindCandidates(cache, source)
     return Services(
         register_user=RegisterUser(users, hasher, tokens, open=settings.registration_open),
         login_user=LoginUser(users, hasher, tokens, login_throttle),
         list_cryptos=ListCryptos(cryptos),
-        add_crypto=AddCrypto(cryptos, ResolveTicker(cache, source), source, clock),
+        add_crypto=AddCrypto(cryptos, ResolveTicker(cache, source), candidates, source, clock),
+        list_coins=ListCoins(candidates),
         get_crypto=GetCrypto(cryptos),
         refresh_crypto=RefreshCrypto(cryptos, source, clock, keep),
         price_history=PriceHistory(cryptos, keep),

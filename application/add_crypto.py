@@ -1,27 +1,35 @@
-"""Start tracking a crypto by its ticker."""
+"""Start tracking a crypto by its ticker, and the coin of that ticker the person chose."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from application.list_coins import FindCandidates
 from application.resolve_ticker import ResolveTicker
-from domain.errors import CryptoAlreadyTracked, UpstreamError
-from domain.model import Crypto, Ticker
+from domain.errors import CryptoAlreadyTracked, InvalidInput, UnknownCoin, UpstreamError
+from domain.model import CoinMatch, Crypto, Ticker
 from domain.ports import Clock, CryptoRepository, PriceSource
+
+MAX_COIN_ID_LENGTH = 255  # the stored column's; CoinGecko's ids are far shorter
 
 
 @dataclass(frozen=True, slots=True)
 class AddCrypto:
     cryptos: CryptoRepository
     resolve: ResolveTicker
+    candidates: FindCandidates
     source: PriceSource
     clock: Clock
 
-    async def __call__(self, raw_symbol: object) -> Crypto:
+    async def __call__(self, raw_symbol: object, coin_id: str | None = None) -> Crypto:
+        """Track ``coin_id`` under ``raw_symbol``; without it, the ticker's best-ranked coin."""
         symbol = Ticker.parse(raw_symbol)
         if await self.cryptos.get(symbol) is not None:
             raise CryptoAlreadyTracked(symbol)  # spare CoinGecko a call; add() settles races
-        match = await self.resolve(symbol)
+        if coin_id is None:
+            match = await self.resolve(symbol)
+        else:
+            match = await self._chosen(symbol, coin_id)
         price = match.price
         if price is None:
             price = (await self.source.prices([match.ref.coin_id])).get(match.ref.coin_id)
@@ -38,3 +46,17 @@ class AddCrypto:
             last_updated=self.clock(),
         )
         return await self.cryptos.add(crypto)
+
+    async def _chosen(self, symbol: Ticker, coin_id: str) -> CoinMatch:
+        """The coin ``coin_id`` when CoinGecko lists it under ``symbol``."""
+        if len(coin_id) > MAX_COIN_ID_LENGTH:
+            raise InvalidInput(f"coin_id must be at most {MAX_COIN_ID_LENGTH} characters")
+        found = await self.candidates(symbol)
+        coin = next((c for c in found.coins if c.ref.coin_id == coin_id), None)
+        if coin is None:
+            raise UnknownCoin(
+                f"CoinGecko lists no coin {coin_id!r} with the symbol {symbol} "
+                f"(GET /coins?symbol={symbol} lists those it has)"
+            )
+        # a cached list's price may be minutes old: then a fresh one is asked for
+        return CoinMatch(ref=coin.ref, price=coin.current_price if found.fresh else None)

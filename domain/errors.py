@@ -29,6 +29,10 @@ class UnknownTicker(InvalidInput):
     """CoinGecko lists no coin with this symbol."""
 
 
+class UnknownCoin(InvalidInput):
+    """CoinGecko lists no coin of this id under this ticker."""
+
+
 class Conflict(DomainError):
     """The action clashes with what is stored (answered with 409)."""
 

@@ -128,6 +128,22 @@ class CoinMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class CoinCandidate:
+    """One of the coins CoinGecko lists under a ticker, for a person to choose from:
+    its market-cap rank (None: unranked) and its current price (None: no usable one)."""
+
+    ref: CoinRef
+    market_cap_rank: int | None
+    current_price: float | None
+
+
+def best_rank_first(candidates: Iterable[CoinCandidate]) -> list[CoinCandidate]:
+    """Rank 1 first, unranked last; coins of equal rank keep their order (CoinGecko
+    sends them by market cap)."""
+    return sorted(candidates, key=lambda c: (c.market_cap_rank is None, c.market_cap_rank or 0))
+
+
+@dataclass(frozen=True, slots=True)
 class Crypto:
     """A tracked crypto and its latest price."""
 

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from domain.events import PriceEvent
 from domain.model import (
+    CoinCandidate,
     CoinMatch,
     CoinRef,
     Crypto,
@@ -126,6 +127,11 @@ class PriceSource(Protocol):
         one; None when no coin has this ticker. Raises UpstreamError."""
         ...
 
+    async def coins_with_symbol(self, symbol: Ticker) -> list[CoinCandidate]:
+        """Every coin with this ticker, in one call: best market-cap rank first,
+        unranked last; empty when none has it. Raises UpstreamError."""
+        ...
+
     async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, float]:
         """Current USD prices by coin id, batched. Ids missing from the answer or
         with an unusable price are left out (and logged). ``wait`` lets the caller
@@ -140,6 +146,15 @@ class TickerCache(Protocol):
     async def get(self, symbol: Ticker) -> CoinRef | None: ...
 
     async def set(self, symbol: Ticker, ref: CoinRef) -> None: ...
+
+
+class CandidateCache(Protocol):
+    """Ticker to every coin that has it (``coins_with_symbol``'s answer), kept a few
+    minutes since it carries prices. A cache: failures are logged and read as a miss."""
+
+    async def get_candidates(self, symbol: Ticker) -> list[CoinCandidate] | None: ...
+
+    async def set_candidates(self, symbol: Ticker, candidates: list[CoinCandidate]) -> None: ...
 
 
 class PasswordHasher(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain.ports import TickerCache
+from domain.ports import CandidateCache, TickerCache
 from infrastructure.cache.memory_cache import MemoryTickerCache
 from infrastructure.cache.redis_cache import (
     DEFAULT_KEY_PREFIX,
@@ -21,8 +21,9 @@ __all__ = [
 ]
 
 
-class ManagedTickerCache(TickerCache, Protocol):
-    """A ticker cache the app owns: it reports its health and is closed on shutdown."""
+class ManagedTickerCache(TickerCache, CandidateCache, Protocol):
+    """A ticker cache the app owns (which keeps the coins of each ticker too): it
+    reports its health and is closed on shutdown."""
 
     async def ping(self) -> bool: ...
 

@@ -1,4 +1,5 @@
-"""The ticker cache on Redis. Redis is only a cache: when it fails, lookups read as misses.
+"""The ticker cache (and the coins of each ticker) on Redis. Redis is only a cache:
+when it fails, lookups read as misses.
 
 Failure handling (infrastructure.redis_guard.RedisGuard), in short:
 
@@ -25,8 +26,8 @@ from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
 
-from domain.model import CoinRef, Ticker
-from infrastructure.cache.memory_cache import DEFAULT_TTL_SECONDS
+from domain.model import CoinCandidate, CoinRef, Ticker, valid_price
+from infrastructure.cache.memory_cache import CANDIDATES_TTL_SECONDS, DEFAULT_TTL_SECONDS
 from infrastructure.metrics import observe_cache_lookup
 from infrastructure.redis_guard import (
     DEFAULT_RETRY_AFTER_SECONDS,
@@ -51,6 +52,10 @@ def decode_ref(raw: bytes | str) -> CoinRef | None:
         data = json.loads(raw)
     except ValueError:  # also UnicodeDecodeError
         return None
+    return _ref_of(data)
+
+
+def _ref_of(data: object) -> CoinRef | None:
     if not isinstance(data, dict):
         return None
     coin_id, name = data.get("coin_id"), data.get("name")
@@ -59,11 +64,51 @@ def decode_ref(raw: bytes | str) -> CoinRef | None:
     return CoinRef(coin_id=coin_id, name=name)
 
 
+def encode_candidates(candidates: list[CoinCandidate]) -> str:
+    return json.dumps(
+        [
+            {
+                "coin_id": c.ref.coin_id,
+                "name": c.ref.name,
+                "market_cap_rank": c.market_cap_rank,
+                "current_price": c.current_price,
+            }
+            for c in candidates
+        ],
+        separators=(",", ":"),
+    )
+
+
+def decode_candidates(raw: bytes | str) -> list[CoinCandidate] | None:
+    """The candidates in a cached value, or None when the value is not a list of them."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, list):
+        return None
+    found: list[CoinCandidate] = []
+    for item in data:
+        ref = _ref_of(item)
+        if ref is None or not isinstance(item, dict):
+            return None
+        rank, price = item.get("market_cap_rank"), item.get("current_price")
+        if rank is not None and (type(rank) is not int or rank < 1):
+            return None
+        if price is not None and valid_price(price) is None:
+            return None
+        found.append(CoinCandidate(ref=ref, market_cap_rank=rank, current_price=price))
+    return found
+
+
 class RedisTickerCache:
     """Implements domain.ports.TickerCache on Redis (redis.asyncio).
 
     Keys are ``key_prefix + ticker`` (``cps:ticker:BTC``), values
-    ``{"coin_id": "bitcoin", "name": "Bitcoin"}``, kept ``ttl_seconds``.
+    ``{"coin_id": "bitcoin", "name": "Bitcoin"}``, kept ``ttl_seconds``. The coins of
+    a ticker (CandidateCache) are at ``cps:ticker:BTC:coins`` (no ticker holds a
+    colon), a JSON list of ``{"coin_id", "name", "market_cap_rank", "current_price"}``,
+    kept ``candidates_ttl_seconds``.
 
     The Redis client is made on first use in the running event loop (and made
     again if a later call runs in another loop), so the cache can be built before
@@ -76,12 +121,13 @@ class RedisTickerCache:
         *,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        candidates_ttl_seconds: int = CANDIDATES_TTL_SECONDS,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ttl_seconds < 1:
-            raise ValueError("ttl_seconds must be at least 1")
+        if ttl_seconds < 1 or candidates_ttl_seconds < 1:
+            raise ValueError("ttl_seconds and candidates_ttl_seconds must be at least 1")
         self._redis = RedisGuard(
             url,
             logger=log,
@@ -93,6 +139,7 @@ class RedisTickerCache:
         )
         self._prefix = key_prefix
         self._ttl = int(ttl_seconds)
+        self._candidates_ttl = int(candidates_ttl_seconds)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisTickerCache:
@@ -112,19 +159,32 @@ class RedisTickerCache:
         return ref
 
     async def _lookup(self, key: str) -> CoinRef | None:
+        return await self._read(key, decode_ref)
+
+    async def _read(self, key: str, decode: Callable[[bytes | str], T | None]) -> T | None:
         raw = await self._redis.run(lambda client: self._unless_refused(client.get(key)))
         if raw is None or isinstance(raw, Skipped):
             return None
-        ref = decode_ref(raw)
-        if ref is None:
+        value = decode(raw)
+        if value is None:
             log.warning("ignoring a malformed ticker cache entry at %s: %.80r", key, raw)
-        return ref
+        return value
+
+    async def _write(self, key: str, value: str, ttl: int) -> None:
+        await self._redis.run(lambda client: self._unless_refused(client.set(key, value, ex=ttl)))
 
     async def set(self, symbol: Ticker, ref: CoinRef) -> None:
-        key, value = self.key(symbol), encode_ref(ref)
-        await self._redis.run(
-            lambda client: self._unless_refused(client.set(key, value, ex=self._ttl))
-        )
+        await self._write(self.key(symbol), encode_ref(ref), self._ttl)
+
+    def candidates_key(self, symbol: Ticker) -> str:
+        return f"{self.key(symbol)}:coins"
+
+    async def get_candidates(self, symbol: Ticker) -> list[CoinCandidate] | None:
+        return await self._read(self.candidates_key(symbol), decode_candidates)
+
+    async def set_candidates(self, symbol: Ticker, candidates: list[CoinCandidate]) -> None:
+        value = encode_candidates(candidates)
+        await self._write(self.candidates_key(symbol), value, self._candidates_ttl)
 
     async def ping(self) -> bool:
         """Whether Redis answers now. Ignores the breaker's pause, within the same timeout."""

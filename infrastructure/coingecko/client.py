@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 
 from domain.errors import UpstreamError, UpstreamRateLimited
-from domain.model import CoinMatch, CoinRef, Ticker, valid_price
+from domain.model import (
+    CoinCandidate,
+    CoinMatch,
+    CoinRef,
+    Ticker,
+    best_rank_first,
+    valid_price,
+)
 from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.errors import (
     CoinGeckoUnreachable,
@@ -60,6 +67,11 @@ def _rank(value: object) -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return (0, value)
     return (1, 0)
+
+
+def _rank_or_none(value: object) -> int | None:
+    order, rank = _rank(value)
+    return rank if order == 0 else None
 
 
 class CoinGeckoClient:
@@ -134,29 +146,37 @@ class CoinGeckoClient:
             },
             max_wait=self._request_max_wait,
         )
-        if not isinstance(data, list):
-            raise self._unexpected(path, "a list of coins", data)
-        candidates = [
-            (index, entry)
-            for index, entry in enumerate(data)
-            if isinstance(entry, dict)
-            and isinstance(entry.get("symbol"), str)
-            and entry["symbol"].lower() == wanted
-            and isinstance(entry.get("id"), str)
-            and entry["id"]
-        ]
+        candidates = self._market_rows(path, symbol, data)
         if not candidates:
-            if data:
-                log.warning(
-                    "CoinGecko answered %s for %s with no coin of that symbol", path, symbol
-                )
             return None
         # the list comes ordered by market cap; the rank settles it should it hold several
         _, best = min(candidates, key=lambda pair: (_rank(pair[1].get("market_cap_rank")), pair[0]))
-        coin_id: str = best["id"]
-        name = best.get("name")
-        ref = CoinRef(coin_id=coin_id, name=name if isinstance(name, str) and name else coin_id)
+        ref = self._ref(best)
         return CoinMatch(ref=ref, price=valid_price(best.get("current_price")))
+
+    async def coins_with_symbol(self, symbol: Ticker) -> list[CoinCandidate]:
+        """Every coin of the ticker with its price, in one ``/coins/markets?symbols=...
+        &include_tokens=all`` call (250 a page, one page: no ticker has that many)."""
+        path = "/coins/markets"
+        data = await self._get(
+            path,
+            {
+                "vs_currency": "usd",
+                "symbols": symbol.value.lower(),
+                "include_tokens": "all",
+                "order": "market_cap_desc",
+                "per_page": "250",
+            },
+            max_wait=self._request_max_wait,
+        )
+        return best_rank_first(
+            CoinCandidate(
+                ref=self._ref(entry),
+                market_cap_rank=_rank_or_none(entry.get("market_cap_rank")),
+                current_price=valid_price(entry.get("current_price")),
+            )
+            for _, entry in self._market_rows(path, symbol, data)
+        )
 
     async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, float]:
         """USD prices by coin id, ``batch_size`` ids a ``/simple/price`` call.
@@ -222,6 +242,33 @@ class CoinGeckoClient:
             raise self._unexpected("/ping", "an object", data)
 
     # --- internals -------------------------------------------------------------------
+
+    def _market_rows(
+        self, path: str, symbol: Ticker, data: object
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The rows of a ``/coins/markets`` answer that are coins of ``symbol``, with
+        their place in it; raises UpstreamError when the answer is not a list."""
+        if not isinstance(data, list):
+            raise self._unexpected(path, "a list of coins", data)
+        wanted = symbol.value.lower()
+        rows = [
+            (index, entry)
+            for index, entry in enumerate(data)
+            if isinstance(entry, dict)
+            and isinstance(entry.get("symbol"), str)
+            and entry["symbol"].lower() == wanted
+            and isinstance(entry.get("id"), str)
+            and entry["id"]
+        ]
+        if data and not rows:
+            log.warning("CoinGecko answered %s for %s with no coin of that symbol", path, symbol)
+        return rows
+
+    @staticmethod
+    def _ref(entry: Mapping[str, Any]) -> CoinRef:
+        coin_id: str = entry["id"]
+        name = entry.get("name")
+        return CoinRef(coin_id=coin_id, name=name if isinstance(name, str) and name else coin_id)
 
     async def _price_batch(self, ids: list[str], max_wait: float) -> dict[str, float]:
         path = "/simple/price"

@@ -26,7 +26,7 @@ from infrastructure.metrics import count_tracked_by
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.hooks import mount_hooks
-from interfaces.http.routes import auth, cryptos, health, metrics, pages
+from interfaces.http.routes import auth, coins, cryptos, health, metrics, pages
 from interfaces.http.sanic_fixes import ServerApp, StopSignalsWhileStarting
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def create_app(*cli_args: object, settings: Settings | None = None) -> Sanic:
     health.track_start_up(app)
     register_tortoise(app, config=wiring.tortoise_config())
 
-    for blueprint in (auth.bp, cryptos.bp, health.bp, metrics.bp, pages.bp):
+    for blueprint in (auth.bp, coins.bp, cryptos.bp, health.bp, metrics.bp, pages.bp):
         app.blueprint(blueprint)
     describe_api(app)
 

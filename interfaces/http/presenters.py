@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from domain.events import CryptoAdded, CryptoRemoved, PriceChanged, PriceEvent
-from domain.model import Crypto, PricePoint, PriceStats, Ticker
+from domain.model import CoinCandidate, Crypto, PricePoint, PriceStats, Ticker
 
 
 def iso_utc(moment: datetime) -> str:
@@ -21,6 +21,21 @@ def crypto_json(crypto: Crypto) -> dict[str, Any]:
         "name": crypto.name,
         "current_price": crypto.current_price,
         "last_updated": iso_utc(crypto.last_updated),
+    }
+
+
+def coins_json(symbol: Ticker, coins: list[CoinCandidate]) -> dict[str, Any]:
+    return {
+        "symbol": symbol.value,
+        "coins": [
+            {
+                "coin_id": c.ref.coin_id,
+                "name": c.ref.name,
+                "market_cap_rank": c.market_cap_rank,
+                "current_price": c.current_price,
+            }
+            for c in coins
+        ],
     }
 
 

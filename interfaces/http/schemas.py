@@ -114,6 +114,17 @@ class SymbolBody(Shape):
         description="a ticker, in any case; CoinGecko must list it",
         json_schema_extra={"example": "btc"},
     )
+    coin_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        pattern=NO_NUL,
+        description=(
+            "the CoinGecko id of the coin to track under the ticker, one of those "
+            "GET /coins?symbol=... lists; absent or null: the best-ranked one"
+        ),
+        json_schema_extra={"example": "bitcoin"},
+    )
 
 
 # Answers.
@@ -136,6 +147,26 @@ class CryptoEnvelope(Answer):
 
 class CryptoList(Answer):
     cryptos: list[Crypto] = Field(description="ordered by symbol")
+
+
+class CoinCandidate(Answer):
+    coin_id: str = Field(
+        description="CoinGecko's id: POST /crypto's coin_id",
+        json_schema_extra={"example": "bitcoin"},
+    )
+    name: str = Field(json_schema_extra={"example": "Bitcoin"})
+    market_cap_rank: int | None = Field(ge=1, description="null: unranked")
+    current_price: float | None = Field(
+        description="in US dollars, up to a few minutes old; null: CoinGecko has none",
+        json_schema_extra={"example": 45000.5},
+    )
+
+
+class CoinList(Answer):
+    symbol: Symbol
+    coins: list[CoinCandidate] = Field(
+        description="best market-cap rank first, unranked last; empty: no coin has the ticker"
+    )
 
 
 class HistoryPoint(Answer):
@@ -281,6 +312,18 @@ def token_required(func: F) -> F:
     func = with_header(401, "WWW-Authenticate", 'Bearer error="invalid_token"')(func)
     secured: Callable[[F], F] = openapi.secured("token")
     return secured(func)
+
+
+def symbol_in_query(func: F) -> F:
+    """``?symbol=``: a ticker in any case, required; anything else is a 400."""
+    parameter: Callable[[F], F] = openapi.parameter(
+        "symbol",
+        openapi.String(pattern=TICKER_PATTERN, example="btc"),
+        "query",
+        required=True,
+        description="a ticker, in any case",
+    )
+    return fails((400, "no symbol, or one that is not 1 to 20 letters or digits"))(parameter(func))
 
 
 def symbol_in_path(func: F) -> F:

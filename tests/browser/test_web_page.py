@@ -53,6 +53,9 @@ async def test_register_track_refresh_delete_and_log_out(page: Page, site: Site,
     for ticker, symbol in (("btc", "BTC"), ("ETH", "ETH")):
         await page.fill("#ticker", ticker)
         await page.get_by_role("button", name="Add", exact=True).click()
+        # several coins have each ticker: the best-ranked one is chosen already
+        await expect(page.locator("#coin-picker")).to_be_visible()
+        await page.get_by_role("button", name="Add", exact=True).click()
         await expect(row(page, symbol)).to_be_visible()
         await expect(page.locator("#add-message")).to_contain_text(f"Now tracking {symbol}")
     await screenshot(page, "cryptos", width)

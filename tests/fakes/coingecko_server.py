@@ -90,6 +90,25 @@ def default_coins() -> list[FakeCoin]:
         FakeCoin("dogecoin", "doge", "Dogecoin", 0.1603, 2.3e10, 8),
         FakeCoin("solana", "sol", "Solana", 172.45, 7.6e10, 5),
         FakeCoin("tether", "usdt", "Tether", 1.0002, 1.1e11, 3),
+        *more_shared_tickers(),
+    ]
+
+
+def more_shared_tickers() -> list[FakeCoin]:
+    """The tickers users trip on, several coins each as on CoinGecko: ranked ones
+    (their market caps in rank order) and unranked ones (no market cap)."""
+    return [
+        FakeCoin("uniswap", "uni", "Uniswap", 7.42, 4.4e9, 22),
+        FakeCoin("uniswap-wormhole", "uni", "Uniswap (Wormhole)", 7.39, 1.2e6, 3410),
+        FakeCoin("unicorn-token", "uni", "Unicorn Token", 0.0000412, None, None),
+        FakeCoin("uni-ai", "uni", "UNI AI", 0.0031, None, None),
+        FakeCoin("the-graph", "grt", "The Graph", 0.2185, 2.1e9, 48),
+        FakeCoin("golden-ratio-token", "grt", "Golden Ratio Token", 0.0097, None, None),
+        FakeCoin("wrapped-solana", "sol", "Wrapped SOL", 172.31, 9.6e8, 160),
+        FakeCoin("solana-wormhole", "sol", "Solana (Wormhole)", 171.9, 3.1e6, 2950),
+        FakeCoin("cardano", "ada", "Cardano", 0.4512, 1.6e10, 10),
+        FakeCoin("binance-peg-cardano", "ada", "Binance-Peg Cardano", 0.4509, 1.1e8, 720),
+        FakeCoin("ada-the-dog", "ada", "ADA the Dog", 0.00000821, None, None),
     ]
 
 

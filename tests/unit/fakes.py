@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.errors import CryptoAlreadyTracked, TooManyAttempts, UpstreamError, UsernameTaken
 from domain.model import (
+    CoinCandidate,
     CoinMatch,
     CoinRef,
     Crypto,
@@ -143,6 +144,14 @@ class FakePriceSource:
     fail: UpstreamError | None = None
     find_calls: list[str] = field(default_factory=list)
     price_calls: list[tuple[list[str], bool]] = field(default_factory=list)
+    candidates: dict[str, list[CoinCandidate]] = field(default_factory=dict)
+    candidate_calls: list[str] = field(default_factory=list)
+
+    async def coins_with_symbol(self, symbol: Ticker) -> list[CoinCandidate]:
+        self.candidate_calls.append(symbol.value)
+        if self.fail:
+            raise self.fail
+        return list(self.candidates.get(symbol.value, []))
 
     async def find_coin(self, symbol: Ticker) -> CoinMatch | None:
         self.find_calls.append(symbol.value)
@@ -160,12 +169,19 @@ class FakePriceSource:
 @dataclass
 class DictTickerCache:
     refs: dict[str, CoinRef] = field(default_factory=dict)
+    lists: dict[str, list[CoinCandidate]] = field(default_factory=dict)
 
     async def get(self, symbol: Ticker) -> CoinRef | None:
         return self.refs.get(symbol.value)
 
     async def set(self, symbol: Ticker, ref: CoinRef) -> None:
         self.refs[symbol.value] = ref
+
+    async def get_candidates(self, symbol: Ticker) -> list[CoinCandidate] | None:
+        return self.lists.get(symbol.value)
+
+    async def set_candidates(self, symbol: Ticker, candidates: list[CoinCandidate]) -> None:
+        self.lists[symbol.value] = candidates
 
 
 class PlainHasher:

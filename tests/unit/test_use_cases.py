@@ -6,6 +6,7 @@ import pytest
 from application.add_crypto import AddCrypto
 from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
+from application.list_coins import FindCandidates
 from application.list_cryptos import ListCryptos
 from application.login_user import LoginUser
 from application.poll_cycle import PollCycle
@@ -52,7 +53,13 @@ def world():
         clock = FakeClock()
 
     w = World()
-    w.add = AddCrypto(w.repo, ResolveTicker(w.cache, w.source), w.source, w.clock)
+    w.add = AddCrypto(
+        w.repo,
+        ResolveTicker(w.cache, w.source),
+        FindCandidates(w.cache, w.source),
+        w.source,
+        w.clock,
+    )
     w.refresh = RefreshCrypto(w.repo, w.source, w.clock, history_limit=3)
     w.poll = PollCycle(w.repo, w.source, w.clock, history_limit=3)
     return w

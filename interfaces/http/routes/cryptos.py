@@ -85,7 +85,11 @@ async def list_cryptos(request: Request) -> HTTPResponse | None:
 @answers(201, CryptoEnvelope, "tracked, with its current price")
 @retry_after(500, required=False)
 @fails(
-    (400, "a malformed body, a bad ticker, or one CoinGecko does not list"),
+    (
+        400,
+        "a malformed body, a bad ticker, one CoinGecko does not list, or a coin_id "
+        "that is not one of the ticker's",
+    ),
     (409, "already tracked"),
     413,
     415,
@@ -93,9 +97,13 @@ async def list_cryptos(request: Request) -> HTTPResponse | None:
     503,
 )
 async def add_crypto(request: Request) -> HTTPResponse:
-    """Track a crypto by ticker: body {"symbol": "BTC"}."""
-    symbol = string_field(json_object(request), "symbol")
-    crypto = await services(request).add_crypto(symbol)
+    """Track a crypto by ticker: body {"symbol": "BTC"}, the coin with the best
+    market-cap rank among those sharing it; or {"symbol": "UNI", "coin_id": "..."},
+    one of the coins GET /coins?symbol=UNI lists."""
+    body = json_object(request)
+    symbol = string_field(body, "symbol")
+    coin_id = None if body.get("coin_id") is None else string_field(body, "coin_id")
+    crypto = await services(request).add_crypto(symbol, coin_id)
     log_change(request, "added", crypto.symbol)
     return json({"crypto": crypto_json(crypto)}, status=201)
 

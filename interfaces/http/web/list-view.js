@@ -10,6 +10,9 @@ const ui = {
   addForm: $("add-form"),
   addMessage: $("add-message"),
   ticker: $("ticker"),
+  picker: $("coin-picker"),
+  pickerLegend: $("coin-picker-legend"),
+  choices: $("coin-choices"),
   listStatus: $("list-status"),
   empty: $("empty"),
   table: $("cryptos"),
@@ -177,11 +180,73 @@ function renderList() {
   ui.empty.hidden = cryptos.size !== 0 || !listLoaded;
 }
 
+// The coins of the ticker in the add form, when it has several: the person picks one,
+// then adds again. `pickedFor` is the ticker they belong to.
+let pickedFor = null;
+
+function hideChoices() {
+  pickedFor = null;
+  ui.picker.hidden = true;
+  ui.choices.replaceChildren();
+}
+
+function choice(coin, checked) {
+  const label = document.createElement("label");
+  const radio = document.createElement("input");
+  radio.type = "radio";
+  radio.name = "coin";
+  radio.value = coin.coin_id;
+  radio.checked = checked;
+  const name = document.createElement("span");
+  name.textContent = coin.name;
+  const facts = document.createElement("span");
+  facts.className = "small";
+  const rank = coin.market_cap_rank === null ? "unranked" : `rank #${coin.market_cap_rank}`;
+  facts.textContent = `${coin.coin_id} · ${rank} · ${usd(coin.current_price)}`;
+  label.append(radio, name, facts);
+  return label;
+}
+
+function showChoices(symbol, coins) {
+  pickedFor = symbol;
+  ui.pickerLegend.textContent = `${coins.length} coins have the ticker ${symbol}: choose one, then Add.`;
+  ui.choices.replaceChildren(...coins.map((coin, i) => choice(coin, i === 0)));
+  ui.picker.hidden = false;
+  ui.choices.querySelector("input").focus();
+}
+
+// The body that adds the ticker typed: with the coin picked; or null when there is
+// nothing to add yet (the ticker has several coins, shown to choose from, or none).
+async function addBody() {
+  const symbol = ui.ticker.value.trim().toUpperCase();
+  if (pickedFor === symbol) {
+    const picked = ui.choices.querySelector("input:checked");
+    if (picked) return { symbol, coin_id: picked.value };
+  }
+  hideChoices();
+  if (!symbol) return { symbol }; // the server says what is wrong with it
+  const { coins } = await api("GET", `/coins?symbol=${encodeURIComponent(symbol)}`);
+  if (coins.length === 1) return { symbol };
+  if (coins.length === 0) {
+    say(ui.addMessage, `CoinGecko lists no coin with the ticker ${symbol}.`, "error");
+  } else {
+    showChoices(symbol, coins);
+  }
+  return null;
+}
+
+ui.ticker.addEventListener("input", () => {
+  if (ui.ticker.value.trim().toUpperCase() !== pickedFor) hideChoices();
+});
+
 ui.addForm.addEventListener("submit", (event) => {
   event.preventDefault();
   act(event.submitter, ui.addMessage, async () => {
-    const { crypto } = await api("POST", "/crypto", { symbol: ui.ticker.value.trim() });
+    const body = await addBody();
+    if (!body) return;
+    const { crypto } = await api("POST", "/crypto", body);
     ui.ticker.value = "";
+    hideChoices();
     put(crypto);
     say(
       ui.addMessage,
