@@ -1,7 +1,8 @@
 """The CoinGecko adapter: domain.ports.PriceSource over CoinGecko's v3 HTTP API.
 
-Every call takes a slot of the call budget (shared through Redis) first, then has
-``timeout_seconds`` in all (connect, send, answer). Failures become UpstreamError
+Every call takes a slot of the call budget (shared through Redis) first, then is
+counted against the month's budget (``month``, in PostgreSQL; none when None), then
+has ``timeout_seconds`` in all (connect, send, answer). Failures become UpstreamError
 (UpstreamRateLimited for a 429 or a spent budget) with a message a person can act on;
 CoinGecko's ``error_code`` is logged with a hint.
 """
@@ -21,6 +22,7 @@ import aiohttp
 
 from domain.errors import UpstreamError, UpstreamRateLimited
 from domain.model import CoinMatch, CoinRef, Ticker, valid_price
+from domain.ports import MonthlyCalls
 from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.errors import (
     CoinGeckoUnreachable,
@@ -72,6 +74,7 @@ class CoinGeckoClient:
         api_key: str | None = None,
         plan: Plan = "public",
         limiter: CallBudget,
+        month: MonthlyCalls | None = None,
         timeout_seconds: float = 10.0,
         batch_size: int = 100,
         request_max_wait: float = REQUEST_MAX_WAIT,
@@ -89,6 +92,7 @@ class CoinGeckoClient:
         if plan != "public" and api_key:
             self._headers[KEY_HEADERS[plan]] = api_key  # never in the query: URLs get logged
         self._limiter = limiter
+        self._month = month
         self._timeout_seconds = timeout_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.batch_size = batch_size  # lowered for good after a 414
@@ -99,12 +103,15 @@ class CoinGeckoClient:
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, limiter: CallBudget) -> CoinGeckoClient:
+    def from_settings(
+        cls, settings: Settings, limiter: CallBudget, month: MonthlyCalls | None = None
+    ) -> CoinGeckoClient:
         return cls(
             settings.coingecko_base_url,
             api_key=settings.coingecko_api_key,
             plan=settings.coingecko_api_plan,
             limiter=limiter,
+            month=month,
             timeout_seconds=settings.coingecko_timeout_seconds,
         )
 
@@ -181,7 +188,7 @@ class CoinGeckoClient:
                 pending.extendleft(reversed(_chunks(chunk, self.batch_size)))
                 continue
             try:
-                found.update(await self._price_batch(chunk, max_wait))
+                found.update(await self._price_batch(chunk, max_wait, polling=wait))
                 answered += 1
             except _UrlTooLong:
                 if len(chunk) == 1:
@@ -223,12 +230,15 @@ class CoinGeckoClient:
 
     # --- internals -------------------------------------------------------------------
 
-    async def _price_batch(self, ids: list[str], max_wait: float) -> dict[str, float]:
+    async def _price_batch(
+        self, ids: list[str], max_wait: float, *, polling: bool
+    ) -> dict[str, float]:
         path = "/simple/price"
         data = await self._get(
             path,
             {"ids": ",".join(ids), "vs_currencies": "usd", "include_last_updated_at": "true"},
             max_wait=max_wait,
+            polling=polling,
         )
         if not isinstance(data, dict):
             raise self._unexpected(path, "an object keyed by coin id", data)
@@ -264,8 +274,14 @@ class CoinGeckoClient:
             self._session_loop = loop
         return self._session
 
-    async def _get(self, path: str, params: Mapping[str, str], *, max_wait: float) -> Any:
+    async def _get(
+        self, path: str, params: Mapping[str, str], *, max_wait: float, polling: bool = False
+    ) -> Any:
+        """One call. ``polling``: the poller's, which may not spend the monthly budget's
+        share kept for adds and refreshes."""
         await self._take_slot(max_wait)
+        if self._month is not None:  # after the minute's slot: counted once surely made
+            await self._month.take(polling=polling)
         url = self._base_url + path
         try:
             async with self._http().get(

@@ -54,13 +54,16 @@ class SteppedClock:
 
 class Monitor:
     def __init__(self) -> None:
-        self.cycles, self.leadership_changes = [], []
+        self.cycles, self.leadership_changes, self.intervals = [], [], []
 
     def cycle_finished(self, outcome, seconds, tracked) -> None:
         self.cycles.append((outcome, seconds, tracked))
 
     def leadership(self, held) -> None:
         self.leadership_changes.append(held)
+
+    def interval_in_effect(self, seconds) -> None:
+        self.intervals.append(seconds)
 
 
 def poller(clock, poll, lock, interval=30.0):
