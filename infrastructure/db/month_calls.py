@@ -56,8 +56,8 @@ class PostgresMonthlyCalls:
             else self.budget
         )
         rows = []
-        if limit >= 1:
-            _, rows = await _db().execute_query(_TAKE, [month_start(now).date(), limit])
+        if limit >= 1:  # execute_query would not fetch an INSERT's RETURNING rows
+            rows = await _db().execute_query_dict(_TAKE, [month_start(now).date(), limit])
         if rows:
             observe_month_calls(rows[0]["calls"])
             return
