@@ -9,8 +9,12 @@ import pytest
 
 from application.poll_schedule import PollPace
 from domain.errors import CallBudgetSpent
+from domain.model import Ticker
+from infrastructure.coingecko.call_budget import CallBudget
+from infrastructure.coingecko.client import CoinGeckoClient
 from infrastructure.db.month_calls import PostgresMonthlyCalls
 from infrastructure.db.repositories import TortoiseCryptoRepository
+from tests.fakes.coingecko_server import FakeCoinGecko
 from tests.support.cryptos import crypto
 
 pytestmark = pytest.mark.integration
@@ -89,3 +93,22 @@ async def test_the_interval_in_effect_recomputes_across_the_month_boundary(db):
     clock.now = datetime(2024, 12, 1, tzinfo=UTC)
     # a new month, a new count: 90 polls over December's 31 days
     assert await pace() == pytest.approx(31 * 86_400 / 90)
+
+
+async def test_the_client_counts_every_call_and_its_polls_leave_the_reserve(db):
+    month = PostgresMonthlyCalls(10, Clock(LATE_NOVEMBER))
+    async with FakeCoinGecko() as fake:
+        client = CoinGeckoClient(fake.base_url, limiter=CallBudget(10_000), month=month)
+        try:
+            for _ in range(8):
+                await client.prices(["bitcoin"], wait=True)  # the poller's calls
+            assert await client.find_coin(Ticker("ETH")) is not None  # an add's
+            assert await month.used() == 9 == len(fake.requests)
+            with pytest.raises(CallBudgetSpent, match="kept for polls"):
+                await client.prices(["bitcoin"], wait=True)
+            assert "bitcoin" in await client.prices(["bitcoin"])  # a refresh's: the reserve
+            with pytest.raises(CallBudgetSpent):
+                await client.prices(["bitcoin"])
+            assert await month.used() == 10 == len(fake.requests)
+        finally:
+            await client.close()
