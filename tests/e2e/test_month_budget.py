@@ -19,6 +19,7 @@ from infrastructure.settings import Settings
 from interfaces.http.app import create_app
 from tests.e2e.conftest import forget_keys
 from tests.e2e.conftest import test_env as base_env
+from tests.e2e.test_openapi import check_answer
 from tests.fakes.coingecko_server import FakeCoinGecko
 from tests.support.database import truncate_tables
 from tests.support.live_server import serve
@@ -86,10 +87,13 @@ async def test_a_spent_budget_refuses_adds_and_refreshes_without_a_call(database
         assert await counted(database) == {"2024-11": 3}
         made = len(gecko.requests)
 
-        for r in (
-            await client.post("/crypto", json={"symbol": "DOGE"}),
-            await client.put("/crypto/ETH/refresh"),
+        spec = (await client.get("/docs/openapi.json")).json()
+        for (method, path), r in (
+            (("post", "/crypto"), await client.post("/crypto", json={"symbol": "DOGE"})),
+            (("put", "/crypto/{symbol}/refresh"), await client.put("/crypto/ETH/refresh")),
         ):
+            check_answer(spec, method, path, r)  # as the OpenAPI description says
+            assert "Retry-After" in spec["paths"][path][method]["responses"]["503"]["headers"]
             assert r.status_code == 503
             assert r.headers["Retry-After"] == "3600"  # until 1 December, 00:00 UTC
             message = r.json()["error"]
