@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from application.poll_schedule import PollPace
+from bootstrap import bootstrap
 from domain.errors import CallBudgetSpent
 from domain.model import Ticker
 from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.client import CoinGeckoClient
 from infrastructure.db.month_calls import PostgresMonthlyCalls
 from infrastructure.db.repositories import TortoiseCryptoRepository
+from infrastructure.metrics import exposition
+from infrastructure.settings import Settings
 from tests.fakes.coingecko_server import FakeCoinGecko
 from tests.support.cryptos import crypto
 
@@ -112,3 +115,23 @@ async def test_the_client_counts_every_call_and_its_polls_leave_the_reserve(db):
             assert await month.used() == 10 == len(fake.requests)
         finally:
             await client.close()
+
+
+async def test_the_wired_poller_paces_itself_by_the_monthly_budget(db):
+    await TortoiseCryptoRepository().add(crypto("BTC"))
+    clock = Clock(datetime(2024, 11, 1, tzinfo=UTC))
+    env = {
+        "DATABASE_URL": db,
+        "JWT_SECRET": "j" * 32,
+        "COINGECKO_API_KEY": "CG-demo",  # the demo plan: 10,000 calls a month
+        "PRICE_POLL_INTERVAL_SECONDS": "60",
+    }
+    wiring = bootstrap(Settings.from_env(env), clock=clock, setup_logging=lambda _: None)
+    try:
+        schedule = wiring.poll_schedule()
+        # 9,000 polls of one call over November's 30 days
+        assert await schedule.interval_in_effect() == pytest.approx(288.0)
+        assert "cps_poll_interval_seconds 288.0" in exposition()[0].decode()
+        assert "cps_coingecko_month_budget 10000.0" in exposition()[0].decode()
+    finally:
+        await wiring.close()
