@@ -279,9 +279,7 @@ class CoinGeckoClient:
     ) -> Any:
         """One call. ``polling``: the poller's, which may not spend the monthly budget's
         share kept for adds and refreshes."""
-        await self._take_slot(max_wait)
-        if self._month is not None:  # after the minute's slot: counted once surely made
-            await self._month.take(polling=polling)
+        await self._take_slot(max_wait, polling=polling)
         url = self._base_url + path
         try:
             async with self._http().get(
@@ -340,8 +338,10 @@ class CoinGeckoClient:
             message += "; try again later"
         raise UpstreamError(message)
 
-    async def _take_slot(self, max_wait: float) -> None:
-        """A slot of the budget, its wait observed for the metrics."""
+    async def _take_slot(self, max_wait: float, *, polling: bool) -> None:
+        """A slot of the minute's budget, its wait observed for the metrics; then the
+        call counted in the month's (CallBudgetSpent when spent). The month comes second
+        so that a call refused a slot is not counted: only calls surely made are."""
         started = time.monotonic()
         try:
             await self._limiter.acquire(max_wait=max_wait)
@@ -349,6 +349,8 @@ class CoinGeckoClient:
             observe_rate_limit_wait(time.monotonic() - started, refused=True)
             raise
         observe_rate_limit_wait(time.monotonic() - started, refused=False)
+        if self._month is not None:
+            await self._month.take(polling=polling)
 
     def _unreachable(self, path: str, error: Exception) -> CoinGeckoUnreachable:
         if isinstance(error, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
