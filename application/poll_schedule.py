@@ -89,9 +89,11 @@ class PollSchedule:
         try:
             result = await self.poll()
         except CallBudgetSpent as error:
-            # Waits for the new month (retry_after), rechecking every interval.
+            # Waits for the new month (retry_after), then polls at once: a refused
+            # cycle is no poll for the interval in effect to count from.
             log.warning("poll: %s", error.message)
             outcome, pause = "budget_spent", error.retry_after
+            self._last_turn = None
         except UpstreamRateLimited as error:
             log.warning("poll: %s", error.message)
             outcome, pause = "rate_limited", error.retry_after
@@ -152,8 +154,9 @@ class PollSchedule:
                 pause = await self.poll_once()
                 self._not_before = self.monotonic() + pause
         now = self.monotonic()
-        assert self._last_turn is not None
-        next_turn = max(self._last_turn + interval, self._not_before)
+        next_turn = self._not_before
+        if self._last_turn is not None:
+            next_turn = max(self._last_turn + interval, next_turn)
         return max(min(next_turn - now, max(self.interval, self._not_before - now)), 0.0)
 
     async def run(self) -> None:

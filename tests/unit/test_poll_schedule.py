@@ -174,14 +174,17 @@ async def test_the_configured_interval_is_the_shortest_and_an_outage_keeps_the_l
     assert monitor.intervals == [60.0, 30.0]
 
 
-async def test_a_spent_monthly_budget_waits_for_the_new_month():
+async def test_a_spent_monthly_budget_waits_for_the_new_month_then_polls_at_once():
     clock = SteppedClock(turns=2)
     now = datetime(2024, 11, 30, 23, 0, tzinfo=UTC)
     spent = CallBudgetSpent("budget spent", renews_at=now + timedelta(hours=1), now=now)
-    p, monitor = poller(clock, Poll(clock, spent), Lock())
+    poll = Poll(clock, spent)
+    p, monitor = poller(clock, poll, Lock())
+    p.pace = Pace(7200.0)  # the new month's pace: no poll's start to count it from
     await run(p)
     assert clock.naps == [3600.0, 30.0]
-    assert monitor.cycles[0] == ("budget_spent", 0.0, None)
+    assert poll.calls == 2  # the refused one, then one as the month renews
+    assert [c[0] for c in monitor.cycles] == ["budget_spent", "ok"]
 
 
 class Month:
