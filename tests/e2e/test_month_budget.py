@@ -6,7 +6,10 @@ calendar month."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -21,13 +24,14 @@ from tests.e2e.conftest import forget_keys
 from tests.e2e.conftest import test_env as base_env
 from tests.e2e.test_openapi import check_answer
 from tests.fakes.coingecko_server import FakeCoinGecko
-from tests.support.database import truncate_tables
+from tests.support.database import insert_cryptos, truncate_tables
 from tests.support.live_server import serve
 from tests.support.redis_server import machine_redis_url
 
 pytestmark = pytest.mark.integration
 
 NOVEMBER_END = datetime(2024, 11, 30, 23, 0, tzinfo=UTC)  # an hour before it renews
+WITHIN = 30.0  # seconds: a generous bound for what the poller does every second
 
 
 class Clock:
@@ -131,3 +135,71 @@ async def test_a_new_app_on_the_same_database_keeps_the_count(database, gecko):
         assert r.status_code == 503 and "is spent" in r.json()["error"]
     assert len(gecko.requests) == made + 1
     assert await counted(database) == {"2024-11": made + 1}
+
+
+class ShiftedClock:
+    """Stands still at ``frozen`` until ``run_from`` is called, then runs at the real
+    pace from there: a month boundary crossed in seconds of real time."""
+
+    def __init__(self, frozen: datetime) -> None:
+        self.frozen, self.started = frozen, 0.0
+
+    def run_from(self, at: datetime) -> None:
+        self.frozen, self.started = at, time.monotonic()
+
+    def __call__(self) -> datetime:
+        if not self.started:
+            return self.frozen
+        return self.frozen + timedelta(seconds=time.monotonic() - self.started)
+
+
+async def refused_polls(client: httpx.AsyncClient) -> float:
+    found = re.search(
+        r'^cps_poll_cycles_total\{outcome="budget_spent"\} (\S+)$',
+        (await client.get("/metrics")).text,
+        re.MULTILINE,
+    )
+    assert found is not None
+    return float(found.group(1))
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    give_up = time.monotonic() + WITHIN
+    while not await condition():
+        assert time.monotonic() < give_up, f"not within {WITHIN} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_poller_waits_for_the_new_month_then_polls(database, gecko):
+    boundary = datetime(2024, 12, 1, tzinfo=UTC)
+    clock = ShiftedClock(boundary - timedelta(seconds=2))
+    await insert_cryptos(database, ("BTC", "bitcoin", "Bitcoin"))
+    conn = await asyncpg.connect(**connect_kwargs(database))
+    try:  # November's poll share (9 of 10) spent: only the reserve is left
+        await conn.execute("INSERT INTO coingecko_month_calls VALUES ('2024-11-01', 9)")
+    finally:
+        await conn.close()
+    env = {
+        **base_env(database, gecko.base_url, None),
+        "COINGECKO_CALLS_PER_MONTH": "10",
+        "PRICE_POLLER_ENABLED": "true",
+        "PRICE_POLL_INTERVAL_SECONDS": "1",
+    }
+    app = create_app(settings=Settings.from_env(env), clock=clock)
+    async with serve(app) as client:
+        before = await refused_polls(client)
+
+        async def refused() -> bool:
+            return await refused_polls(client) > before
+
+        await until(refused, "a poll refused by the spent budget")
+        assert gecko.calls("/simple/price") == []  # the refused poll reached nobody
+        clock.run_from(boundary - timedelta(seconds=1))
+
+        async def polled_in_december() -> bool:
+            return (await counted(database)).get("2024-12", 0) >= 1
+
+        await until(polled_in_december, "a poll in the new month")
+    calls = await counted(database)
+    assert calls["2024-11"] == 9  # no poll spent November's reserve
+    assert len(gecko.calls("/simple/price")) == calls["2024-12"]  # each call counted
