@@ -28,14 +28,14 @@ from application.list_coins import FindCandidates, ListCoins
 from application.list_cryptos import ListCryptos
 from application.login_user import LoginUser
 from application.poll_cycle import PollCycle, PollResult
-from application.poll_schedule import PollSchedule
+from application.poll_schedule import PollPace, PollSchedule
 from application.price_history import PriceHistory
 from application.price_stats import PriceStatistics
 from application.refresh_crypto import RefreshCrypto
 from application.register_user import RegisterUser
 from application.resolve_ticker import ResolveTicker
 from application.watch_prices import WatchPrices
-from domain.ports import Clock, PollerMonitor
+from domain.ports import Clock, MonthlyCalls, PollerMonitor
 from infrastructure.cache import ManagedTickerCache, MemoryTickerCache, RedisTickerCache
 from infrastructure.cache.known_users import KnownUsers
 from infrastructure.clock import utc_now
@@ -45,13 +45,18 @@ from infrastructure.db.config import tortoise_config
 from infrastructure.db.engine import database_deadline
 from infrastructure.db.leader_lock import AdvisoryLeaderLock
 from infrastructure.db.migrate import upgrade
+from infrastructure.db.month_calls import PostgresMonthlyCalls
 from infrastructure.db.repositories import (
     TortoiseCryptoRepository,
     TortoiseUserRepository,
     notify_change,
 )
 from infrastructure.log_setup import configuration_error, configure_logging
-from infrastructure.metrics import PrometheusPollerMonitor, observe_read_model
+from infrastructure.metrics import (
+    PrometheusPollerMonitor,
+    observe_month_budget,
+    observe_read_model,
+)
 from infrastructure.read_model.feed import BroadcastFeed
 from infrastructure.read_model.live import LiveReadModel
 from infrastructure.read_model.repository import ReadModelCryptoRepository
@@ -99,7 +104,9 @@ class Wiring:
     services: Services
     cache: ManagedTickerCache
     limiter: CallBudget
+    month: MonthlyCalls | None  # None: no monthly budget (COINGECKO_CALLS_PER_MONTH=0)
     source: CoinGeckoClient
+    clock: Clock
     poller_monitor: PollerMonitor | None
     login_throttle: ManagedLoginThrottle
     # Started by whoever serves reads (the HTTP server); until then, and without
@@ -124,11 +131,13 @@ class Wiring:
             with database_deadline(seconds):
                 return await poll()
 
-        poller = PollSchedule(
-            poll_with_deadline,
-            AdvisoryLeaderLock(self.database_url),
-            self.settings.price_poll_interval_seconds,
-        )
+        floor = self.settings.price_poll_interval_seconds
+        poller = PollSchedule(poll_with_deadline, AdvisoryLeaderLock(self.database_url), floor)
+        if self.month is not None:
+            source = self.source
+            poller.pace = PollPace(
+                self.month, poll.cryptos, self.clock, floor, lambda: source.batch_size
+            )
         if self.poller_monitor is not None:
             poller.monitor = self.poller_monitor
         return poller
@@ -243,7 +252,10 @@ def bootstrap(
     settings, embedded = with_laptop_defaults(settings)
     cache = build_cache(settings)
     limiter = build_call_budget(settings)  # shared by every replica through Redis, if any
-    source = CoinGeckoClient.from_settings(settings, limiter)
+    budget = settings.coingecko_calls_per_month
+    month = PostgresMonthlyCalls(budget, clock) if budget else None  # shared through PostgreSQL
+    observe_month_budget(budget)
+    source = CoinGeckoClient.from_settings(settings, limiter, month)
     login_throttle = build_login_throttle(settings)  # shared through Redis too, if any
     feed = BroadcastFeed(settings.stream_max_clients)
     read_model = LiveReadModel(
@@ -259,7 +271,9 @@ def bootstrap(
         services=build_services(settings, cache, source, clock, login_throttle, read_model, feed),
         cache=cache,
         limiter=limiter,
+        month=month,
         source=source,
+        clock=clock,
         poller_monitor=poller_monitor,
         login_throttle=login_throttle,
         read_model=read_model,

@@ -5,20 +5,28 @@ polls, so a deployment polls once per interval however many replicas it has. A
 failing cycle is logged and tried again at the next tick; after a 429 the next cycle
 waits out CoinGecko's Retry-After. ``run`` only ends when cancelled.
 
+With a monthly budget of CoinGecko calls, ``pace`` gives the interval in effect
+(PollPace: MonthlyBudgetLastsTheMonth over the month's count and the tracked set). It
+is asked again every ``interval`` (the configured one), so a longer interval follows
+the tracked set as it changes, and a month's end, within one configured interval.
+
 The clock and the sleep are injected so that tests step time instead of waiting on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from application.poll_cycle import PollResult
-from domain.errors import StorageUnavailable, UpstreamError, UpstreamRateLimited
-from domain.ports import LeaderLock, PollerMonitor
+from domain.errors import CallBudgetSpent, StorageUnavailable, UpstreamError, UpstreamRateLimited
+from domain.ports import Clock, CryptoRepository, LeaderLock, MonthlyCalls, PollerMonitor
+from domain.rules import MonthlyBudgetLastsTheMonth, next_month_start
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +38,48 @@ class _Unmonitored:
     def leadership(self, held: bool) -> None:
         pass
 
+    def interval_in_effect(self, seconds: float) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class PollPace:
+    """The poll interval in effect under a monthly budget of CoinGecko calls: a poll
+    is one call per ``batch_size()`` tracked coins (the client's batch, which a 414
+    lowers)."""
+
+    month: MonthlyCalls
+    cryptos: CryptoRepository
+    clock: Clock
+    floor: float
+    batch_size: Callable[[], int]
+
+    async def __call__(self) -> float:
+        coins = len({coin.coin_id for coin in await self.cryptos.tracked_coins()})
+        used = await self.month.used()
+        now = self.clock()
+        return MonthlyBudgetLastsTheMonth(
+            budget=self.month.budget,
+            used=used,
+            calls_per_poll=math.ceil(coins / max(self.batch_size(), 1)),
+            seconds_left=(next_month_start(now) - now).total_seconds(),
+            floor=self.floor,
+        ).interval()
+
 
 @dataclass(slots=True)
 class PollSchedule:
     poll: Callable[[], Awaitable[PollResult]]
     lock: LeaderLock
-    interval: float
+    interval: float  # the configured one; ``pace`` may lengthen it
     monitor: PollerMonitor = field(default_factory=_Unmonitored)
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    pace: Callable[[], Awaitable[float]] | None = None
     _leader: bool = False
+    _in_effect: float | None = None  # the interval last in effect
+    _last_turn: float | None = None  # monotonic() when a poll was last due
+    _not_before: float = -math.inf  # monotonic() when a 429's pause ends
 
     async def poll_once(self) -> float:
         """Run one cycle; never raises (but cancellation). Returns how long to wait at
@@ -48,6 +88,12 @@ class PollSchedule:
         outcome, tracked, pause = "failed", None, 0.0
         try:
             result = await self.poll()
+        except CallBudgetSpent as error:
+            # Waits for the new month (retry_after), then polls at once: a refused
+            # cycle is no poll for the interval in effect to count from.
+            log.warning("poll: %s", error.message)
+            outcome, pause = "budget_spent", error.retry_after
+            self._last_turn = None
         except UpstreamRateLimited as error:
             log.warning("poll: %s", error.message)
             outcome, pause = "rate_limited", error.retry_after
@@ -70,16 +116,48 @@ class PollSchedule:
         self.monitor.cycle_finished(outcome, self.monotonic() - started, tracked)
         return pause
 
+    async def interval_in_effect(self) -> float:
+        """The configured interval, or ``pace``'s when longer; logged and reported when
+        it changes. Without the database the last one stays in effect."""
+        seconds = self._in_effect or self.interval
+        if self.pace is not None:
+            # an outage is logged once, where it is found
+            with contextlib.suppress(StorageUnavailable):
+                seconds = max(await self.pace(), self.interval)
+        if seconds != self._in_effect:
+            if self._in_effect is not None or seconds != self.interval:
+                log.info(
+                    "poll interval in effect: %g s (PRICE_POLL_INTERVAL_SECONDS=%g, "
+                    "longer when the month's CoinGecko calls would not last otherwise)",
+                    seconds,
+                    self.interval,
+                )
+            self._in_effect = seconds
+            self.monitor.interval_in_effect(seconds)
+        return seconds
+
     async def tick(self) -> float:
-        """One turn of the schedule: poll if this process leads. Returns the seconds to
-        sleep before the next turn."""
-        started = self.monotonic()
-        leader = await self.lock.acquire()
-        if leader != self._leader:
-            self._leader = leader
-            self.monitor.leadership(leader)
-        pause = await self.poll_once() if leader else 0.0
-        return max(self.interval - (self.monotonic() - started), pause, 0.0)
+        """One turn of the schedule: poll if one is due and this process leads. Returns
+        the seconds to sleep before the next turn (at most the configured interval, so
+        that the interval in effect is looked at again by then)."""
+        interval = await self.interval_in_effect()
+        now = self.monotonic()
+        if now >= self._not_before and (
+            self._last_turn is None or now - self._last_turn >= interval
+        ):
+            self._last_turn = now
+            leader = await self.lock.acquire()
+            if leader != self._leader:
+                self._leader = leader
+                self.monitor.leadership(leader)
+            if leader:
+                pause = await self.poll_once()
+                self._not_before = self.monotonic() + pause
+        now = self.monotonic()
+        next_turn = self._not_before
+        if self._last_turn is not None:
+            next_turn = max(self._last_turn + interval, next_turn)
+        return max(min(next_turn - now, max(self.interval, self._not_before - now)), 0.0)
 
     async def run(self) -> None:
         """Poll every ``interval`` seconds while holding the leader lock; until cancelled.

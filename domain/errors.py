@@ -1,5 +1,7 @@
 """Domain errors. Each carries a message a person can act on."""
 
+from datetime import datetime
+
 
 class DomainError(Exception):
     """Base of every error the use cases raise on purpose."""
@@ -95,6 +97,15 @@ class UpstreamRateLimited(UpstreamError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CallBudgetSpent(UpstreamRateLimited):
+    """The month's budget of CoinGecko calls is spent (answered with 503): no call is
+    made until it renews at ``renews_at``, the next calendar month (UTC)."""
+
+    def __init__(self, message: str, renews_at: datetime, now: datetime) -> None:
+        super().__init__(message, retry_after=max((renews_at - now).total_seconds(), 1.0))
+        self.renews_at = renews_at
 
 
 class StorageUnavailable(DomainError):

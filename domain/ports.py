@@ -188,11 +188,33 @@ class PollerMonitor(Protocol):
     """Told what the poller does, for metrics. Must not raise or block."""
 
     def cycle_finished(self, outcome: str, seconds: float, tracked: int | None) -> None:
-        """``outcome`` is ok, partial, rate_limited or failed; ``tracked`` is the number
-        of tracked cryptos when the cycle got that far."""
+        """``outcome`` is ok, partial, rate_limited, budget_spent (the month's CoinGecko
+        calls) or failed; ``tracked`` is the number of tracked cryptos when the cycle
+        got that far."""
         ...
 
     def leadership(self, held: bool) -> None: ...
+
+    def interval_in_effect(self, seconds: float) -> None:
+        """The poll interval now in effect (the monthly budget may lengthen it)."""
+        ...
+
+
+class MonthlyCalls(Protocol):
+    """The CoinGecko calls of the calendar month (UTC), counted for the whole
+    deployment (every replica, across restarts) against ``budget`` calls a month."""
+
+    budget: int
+
+    async def take(self, *, polling: bool) -> None:
+        """Count one call about to be made, or raise CallBudgetSpent (counting nothing)
+        when the month's budget is spent; a poll's call (``polling``) may not spend the
+        share kept for adds and refreshes."""
+        ...
+
+    async def used(self) -> int:
+        """The calls counted so far this month."""
+        ...
 
 
 class Subscription(Protocol):

@@ -9,9 +9,10 @@ statistics' rule is ``domain.model.PriceStats.of``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from domain.model import PriceUpdate
@@ -65,3 +66,63 @@ def latest_update_per_crypto(updates: Iterable[PriceUpdate]) -> list[PriceUpdate
         if seen is None or update.at >= seen.at:
             latest[update.crypto_id] = update
     return [latest[crypto_id] for crypto_id in sorted(latest)]
+
+
+def month_start(at: datetime) -> datetime:
+    """The start of ``at``'s calendar month in UTC: the month a CoinGecko call counts in."""
+    at = at.astimezone(UTC)
+    return datetime(at.year, at.month, 1, tzinfo=UTC)
+
+
+def next_month_start(at: datetime) -> datetime:
+    """When the calendar month (UTC) after ``at``'s starts: when its budget renews."""
+    start = month_start(at)
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyBudgetLastsTheMonth:
+    """The poller spaces its polls so that the month's calls last until the month
+    ends: the interval in effect is the longer of the configured one (``floor``) and
+    the time left divided by the polls the month can still afford. A share of the
+    budget (``reserve``, 10%) is kept for adds and refreshes, which nobody can
+    schedule: polls never spend it. When not one more poll fits, the poller waits for
+    the new month."""
+
+    budget: int  # calls a calendar month, for the whole deployment
+    used: int  # calls made so far this month, by anyone
+    calls_per_poll: int  # one a batch of tracked coins
+    seconds_left: float  # until the month ends
+    floor: float  # PRICE_POLL_INTERVAL_SECONDS
+    reserve: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.budget < 1:
+            raise ValueError(f"budget must be at least 1, got {self.budget}")
+        if not 0 <= self.reserve < 1:
+            raise ValueError(f"reserve must be in [0, 1), got {self.reserve}")
+
+    @staticmethod
+    def poll_share(budget: int, reserve: float = 0.1) -> int:
+        """The calls of ``budget`` that polls may spend: all but the reserve."""
+        return budget - math.ceil(budget * reserve)
+
+    def polls_left(self) -> int:
+        """How many more polls the month's poll share affords."""
+        if self.calls_per_poll < 1:
+            return 0
+        left = self.poll_share(self.budget, self.reserve) - self.used
+        return max(left // self.calls_per_poll, 0)
+
+    def interval(self) -> float:
+        """Seconds from one poll's start to the next's."""
+        if self.calls_per_poll < 1:  # nothing tracked: a poll makes no call
+            return self.floor
+        polls = self.polls_left()
+        if polls == 0:
+            return max(self.seconds_left, self.floor)
+        return max(self.seconds_left / polls, self.floor)

@@ -19,12 +19,13 @@ from prometheus_client import (
     generate_latest,
 )
 
-POLL_OUTCOMES = ("ok", "partial", "rate_limited", "failed")
+POLL_OUTCOMES = ("ok", "partial", "rate_limited", "budget_spent", "failed")
 COINGECKO_OUTCOMES = ("ok", "429", "5xx", "timeout", "bad_body", "error")
 
 POLL_CYCLES = Counter(
     "cps_poll_cycles",
-    "Price poll cycles run, by outcome: ok, partial (some prices missing), rate_limited or failed.",
+    "Price poll cycles run, by outcome: ok, partial (some prices missing), rate_limited, "
+    "budget_spent (the month's CoinGecko calls) or failed.",
     ["outcome"],
 )
 POLL_CYCLE_SECONDS = Histogram(
@@ -55,6 +56,20 @@ RATE_LIMIT_WAIT_SECONDS = Histogram(
 RATE_LIMIT_REFUSALS = Counter(
     "cps_coingecko_rate_limit_refusals",
     "CoinGecko calls not made because no slot of the budget would free up in time.",
+)
+POLL_INTERVAL_SECONDS = Gauge(
+    "cps_poll_interval_seconds",
+    "The poll interval in effect: PRICE_POLL_INTERVAL_SECONDS, or longer so that the "
+    "month's CoinGecko calls last the month.",
+)
+MONTH_CALLS = Gauge(
+    "cps_coingecko_month_calls",
+    "CoinGecko calls made this calendar month (UTC) by the whole deployment, as last "
+    "counted or read by this server.",
+)
+MONTH_BUDGET = Gauge(
+    "cps_coingecko_month_budget",
+    "COINGECKO_CALLS_PER_MONTH: the calls a calendar month allows (0: no monthly budget).",
 )
 TICKER_CACHE_LOOKUPS = Counter(
     "cps_ticker_cache_lookups",
@@ -118,6 +133,9 @@ class PrometheusPollerMonitor:
     def leadership(self, held: bool) -> None:
         POLLER_LEADER.set(1 if held else 0)
 
+    def interval_in_effect(self, seconds: float) -> None:
+        POLL_INTERVAL_SECONDS.set(seconds)
+
 
 def observe_read_model(live: bool) -> None:
     READ_MODEL_LIVE.set(1 if live else 0)
@@ -141,6 +159,14 @@ def observe_rate_limit_wait(seconds: float, *, refused: bool) -> None:
         RATE_LIMIT_REFUSALS.inc()
     else:
         RATE_LIMIT_WAIT_SECONDS.observe(seconds)
+
+
+def observe_month_calls(calls: int) -> None:
+    MONTH_CALLS.set(calls)
+
+
+def observe_month_budget(budget: int) -> None:
+    MONTH_BUDGET.set(budget)
 
 
 def observe_cache_lookup(cache: str, hit: bool) -> None:

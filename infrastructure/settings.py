@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 PUBLIC_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
 MIN_JWT_SECRET_BYTES = 32
+DEMO_CALLS_PER_MONTH = 10_000  # CoinGecko's demo plan: its monthly credits
 
 Plan = Literal["public", "demo", "pro"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     coingecko_api_key: str | None = Field(None, repr=False)
     coingecko_base_url: str = PUBLIC_BASE_URL
     coingecko_calls_per_minute: int = Field(30, ge=1, le=10_000)
+    # 0: no monthly budget (the default but on the demo plan: DEMO_CALLS_PER_MONTH)
+    coingecko_calls_per_month: int = Field(0, ge=0, le=1_000_000_000)
     coingecko_timeout_seconds: float = Field(10.0, ge=0.1, le=60.0)
     price_poll_interval_seconds: float = Field(30.0, ge=1.0, le=86_400.0)
     price_poller_enabled: bool = True
@@ -126,6 +129,8 @@ class Settings(BaseSettings):
             values["coingecko_api_plan"] = "demo"
         if values.get("coingecko_api_plan") == "pro":
             values.setdefault("coingecko_base_url", PRO_BASE_URL)
+        if values.get("coingecko_api_plan") == "demo":
+            values.setdefault("coingecko_calls_per_month", DEMO_CALLS_PER_MONTH)
         if isinstance(values.get("log_level"), str):
             values["log_level"] = values["log_level"].upper()
         if isinstance(values.get("log_format"), str):

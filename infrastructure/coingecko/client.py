@@ -1,7 +1,8 @@
 """The CoinGecko adapter: domain.ports.PriceSource over CoinGecko's v3 HTTP API.
 
-Every call takes a slot of the call budget (shared through Redis) first, then has
-``timeout_seconds`` in all (connect, send, answer). Failures become UpstreamError
+Every call takes a slot of the call budget (shared through Redis) first, then is
+counted against the month's budget (``month``, in PostgreSQL; none when None), then
+has ``timeout_seconds`` in all (connect, send, answer). Failures become UpstreamError
 (UpstreamRateLimited for a 429 or a spent budget) with a message a person can act on;
 CoinGecko's ``error_code`` is logged with a hint.
 """
@@ -28,6 +29,7 @@ from domain.model import (
     best_rank_first,
     valid_price,
 )
+from domain.ports import MonthlyCalls
 from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.errors import (
     CoinGeckoUnreachable,
@@ -84,6 +86,7 @@ class CoinGeckoClient:
         api_key: str | None = None,
         plan: Plan = "public",
         limiter: CallBudget,
+        month: MonthlyCalls | None = None,
         timeout_seconds: float = 10.0,
         batch_size: int = 100,
         request_max_wait: float = REQUEST_MAX_WAIT,
@@ -101,6 +104,7 @@ class CoinGeckoClient:
         if plan != "public" and api_key:
             self._headers[KEY_HEADERS[plan]] = api_key  # never in the query: URLs get logged
         self._limiter = limiter
+        self._month = month
         self._timeout_seconds = timeout_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.batch_size = batch_size  # lowered for good after a 414
@@ -111,12 +115,15 @@ class CoinGeckoClient:
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, limiter: CallBudget) -> CoinGeckoClient:
+    def from_settings(
+        cls, settings: Settings, limiter: CallBudget, month: MonthlyCalls | None = None
+    ) -> CoinGeckoClient:
         return cls(
             settings.coingecko_base_url,
             api_key=settings.coingecko_api_key,
             plan=settings.coingecko_api_plan,
             limiter=limiter,
+            month=month,
             timeout_seconds=settings.coingecko_timeout_seconds,
         )
 
@@ -201,7 +208,7 @@ class CoinGeckoClient:
                 pending.extendleft(reversed(_chunks(chunk, self.batch_size)))
                 continue
             try:
-                found.update(await self._price_batch(chunk, max_wait))
+                found.update(await self._price_batch(chunk, max_wait, polling=wait))
                 answered += 1
             except _UrlTooLong:
                 if len(chunk) == 1:
@@ -270,12 +277,15 @@ class CoinGeckoClient:
         name = entry.get("name")
         return CoinRef(coin_id=coin_id, name=name if isinstance(name, str) and name else coin_id)
 
-    async def _price_batch(self, ids: list[str], max_wait: float) -> dict[str, float]:
+    async def _price_batch(
+        self, ids: list[str], max_wait: float, *, polling: bool
+    ) -> dict[str, float]:
         path = "/simple/price"
         data = await self._get(
             path,
             {"ids": ",".join(ids), "vs_currencies": "usd", "include_last_updated_at": "true"},
             max_wait=max_wait,
+            polling=polling,
         )
         if not isinstance(data, dict):
             raise self._unexpected(path, "an object keyed by coin id", data)
@@ -311,8 +321,12 @@ class CoinGeckoClient:
             self._session_loop = loop
         return self._session
 
-    async def _get(self, path: str, params: Mapping[str, str], *, max_wait: float) -> Any:
-        await self._take_slot(max_wait)
+    async def _get(
+        self, path: str, params: Mapping[str, str], *, max_wait: float, polling: bool = False
+    ) -> Any:
+        """One call. ``polling``: the poller's, which may not spend the monthly budget's
+        share kept for adds and refreshes."""
+        await self._take_slot(max_wait, polling=polling)
         url = self._base_url + path
         try:
             async with self._http().get(
@@ -371,8 +385,10 @@ class CoinGeckoClient:
             message += "; try again later"
         raise UpstreamError(message)
 
-    async def _take_slot(self, max_wait: float) -> None:
-        """A slot of the budget, its wait observed for the metrics."""
+    async def _take_slot(self, max_wait: float, *, polling: bool) -> None:
+        """A slot of the minute's budget, its wait observed for the metrics; then the
+        call counted in the month's (CallBudgetSpent when spent). The month comes second
+        so that a call refused a slot is not counted: only calls surely made are."""
         started = time.monotonic()
         try:
             await self._limiter.acquire(max_wait=max_wait)
@@ -380,6 +396,8 @@ class CoinGeckoClient:
             observe_rate_limit_wait(time.monotonic() - started, refused=True)
             raise
         observe_rate_limit_wait(time.monotonic() - started, refused=False)
+        if self._month is not None:
+            await self._month.take(polling=polling)
 
     def _unreachable(self, path: str, error: Exception) -> CoinGeckoUnreachable:
         if isinstance(error, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too

@@ -53,3 +53,15 @@ class PriceRecord(Model):
         # id too: the trim finds each crypto's keep-th newest (ts, id) by an
         # index-only scan, where a heap fetch per history row would cost ten times more.
         indexes = (Index(fields=("crypto_id", "ts", "id"), name="idx_price_history_crypto_ts_id"),)
+
+
+class MonthCallsRecord(Model):
+    """CoinGecko calls of a calendar month (UTC), for the whole deployment.
+
+    One row a month, counted up by ``infrastructure.db.month_calls``."""
+
+    month = fields.DateField(primary_key=True)  # the month's first day
+    calls = fields.IntField()
+
+    class Meta:
+        table = "coingecko_month_calls"

@@ -21,6 +21,8 @@ from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
+from domain.ports import Clock
+from infrastructure.clock import utc_now
 from infrastructure.db.migrate import upgrade
 from infrastructure.metrics import count_tracked_by
 from infrastructure.settings import Settings
@@ -103,13 +105,16 @@ def mount_read_model(app: Sanic, wiring: Wiring) -> None:
         await wiring.read_model.stop()
 
 
-def create_app(*cli_args: object, settings: Settings | None = None) -> Sanic:
+def create_app(
+    *cli_args: object, settings: Settings | None = None, clock: Clock = utc_now
+) -> Sanic:
     """Build the app. Sanic's CLI passes its parsed arguments, which are not needed:
-    the configuration comes from the environment (or ``settings``, in tests)."""
+    the configuration comes from the environment (or ``settings``, in tests; ``clock``
+    too)."""
     # Only the sanic command's process is the server's to stop; a test calls this
     # without arguments, and its own SIGINT must stay its own.
     early_signals = StopSignalsWhileStarting() if cli_args else None
-    wiring = bootstrap(settings)
+    wiring = bootstrap(settings, clock=clock)
     settings = wiring.settings
 
     # bootstrap configured logging for every logger, Sanic's included: no defaults of its own.

@@ -10,6 +10,7 @@ from sanic.exceptions import MethodNotAllowed, RequestCancelled, SanicException
 from sanic.response import json
 
 from domain.errors import (
+    CallBudgetSpent,
     Conflict,
     DomainError,
     Forbidden,
@@ -38,6 +39,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (TooManyAttempts, 429),
+    (CallBudgetSpent, 503),  # before UpstreamError: ours to refuse, until the month renews
     (UpstreamError, 500),
     (StorageUnavailable, 503),
     (TooManyStreams, 503),

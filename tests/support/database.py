@@ -36,7 +36,7 @@ T = TypeVar("T")
 ADMIN_URL_ENV = "TEST_DATABASE_ADMIN_URL"
 DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLES = ("price_history", "cryptos", "users")
+TABLES = ("price_history", "cryptos", "users", "coingecko_month_calls")
 DATABASE_PREFIX = "cps_test"
 AERICH_TIMEOUT_SECONDS = 120.0
 

@@ -3,10 +3,19 @@ SQL) PostgreSQL all follow; the contract suite checks that the three agree."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from domain.model import PriceUpdate
-from domain.rules import CurrentPriceNeverMovesBack, HistoryKeepsTheNewest, latest_update_per_crypto
+from domain.rules import (
+    CurrentPriceNeverMovesBack,
+    HistoryKeepsTheNewest,
+    MonthlyBudgetLastsTheMonth,
+    latest_update_per_crypto,
+    month_start,
+    next_month_start,
+)
 from tests.support.cryptos import at
 
 
@@ -44,3 +53,63 @@ def test_a_batch_keeps_the_latest_update_of_each_crypto_in_id_order():
     assert latest_update_per_crypto(updates) == [PriceUpdate(1, 2.0, at(7)), updates[0]]
     assert latest_update_per_crypto([first_tie, second_tie]) == [second_tie]
     assert latest_update_per_crypto([]) == []
+
+
+DAY = 86_400.0
+NOVEMBER = 30 * DAY
+
+
+def pace(budget=10_000, used=0, calls_per_poll=1, seconds_left=NOVEMBER, floor=30.0):
+    return MonthlyBudgetLastsTheMonth(budget, used, calls_per_poll, seconds_left, floor)
+
+
+def test_the_month_is_the_calendar_month_in_utc():
+    # 23:30 on 31 December in New York is already January in UTC
+    new_york = timezone(timedelta(hours=-5))
+    late = datetime(2024, 12, 31, 23, 30, tzinfo=new_york)
+    assert month_start(late) == datetime(2025, 1, 1, tzinfo=UTC)
+    assert next_month_start(late) == datetime(2025, 2, 1, tzinfo=UTC)
+    assert next_month_start(datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC)) == datetime(
+        2025, 1, 1, tzinfo=UTC
+    )
+    assert month_start(datetime(2024, 2, 29, 12, tzinfo=UTC)) == datetime(2024, 2, 1, tzinfo=UTC)
+
+
+def test_polls_may_spend_all_but_a_tenth_of_the_budget():
+    assert MonthlyBudgetLastsTheMonth.poll_share(10_000) == 9_000
+    assert MonthlyBudgetLastsTheMonth.poll_share(15) == 13  # the reserve rounds up
+    assert MonthlyBudgetLastsTheMonth.poll_share(1) == 0
+
+
+def test_a_demo_key_over_a_whole_month_polls_every_288_s():
+    # 9,000 calls for polls over 30 days, one call a poll (up to 100 coins)
+    assert pace().interval() == pytest.approx(NOVEMBER / 9_000) == 288.0
+
+
+def test_each_batch_of_coins_a_poll_stretches_the_interval():
+    # 250 coins: three calls a poll, 3,000 polls in the month
+    assert pace(calls_per_poll=3).interval() == pytest.approx(864.0)
+
+
+def test_the_calls_already_made_count_and_the_interval_recomputes():
+    # half the poll share spent with half the month left: the same pace
+    assert pace(used=4_500, seconds_left=NOVEMBER / 2).interval() == pytest.approx(288.0)
+    # spent faster (adds, refreshes, a shorter interval before): slower from now on
+    assert pace(used=8_100, seconds_left=NOVEMBER / 2).interval() == pytest.approx(1_440.0)
+
+
+def test_a_budget_that_allows_more_keeps_the_configured_interval():
+    assert pace(budget=1_000_000).interval() == 30.0
+    assert pace(calls_per_poll=0).interval() == 30.0  # nothing tracked: a poll costs nothing
+
+
+def test_when_only_the_reserve_is_left_the_poller_waits_for_the_new_month():
+    assert pace(used=9_000, seconds_left=3 * DAY).polls_left() == 0
+    assert pace(used=9_000, seconds_left=3 * DAY).interval() == 3 * DAY
+    assert pace(used=8_999, calls_per_poll=2, seconds_left=DAY).interval() == DAY
+    assert pace(used=10_000, seconds_left=10.0).interval() == 30.0  # never below the floor
+
+
+def test_a_monthly_budget_is_at_least_one_call():
+    with pytest.raises(ValueError, match="budget"):
+        pace(budget=0)

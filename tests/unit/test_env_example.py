@@ -41,9 +41,9 @@ def test_readme_table_names_every_setting_in_the_same_order():
 def test_env_example_values_are_the_defaults():
     from_example = Settings.from_env(dict(env_example()))
     assert from_example == Settings.from_env({})
-    # Every fixed default is written out, not left for the reader to guess; the two that
-    # follow from the API key are left empty, as setting them would pin the plan.
-    derived = {"COINGECKO_API_PLAN", "COINGECKO_BASE_URL"}
+    # Every fixed default is written out, not left for the reader to guess; the three
+    # that follow from the API key and plan are left empty, as setting them would pin it.
+    derived = {"COINGECKO_API_PLAN", "COINGECKO_BASE_URL", "COINGECKO_CALLS_PER_MONTH"}
     written = {name for name, value in env_example() if value}
     defaults = Settings.from_env({}).model_dump()
     fixed = {name.upper() for name, value in defaults.items() if value is not None}

@@ -1,12 +1,17 @@
 """The poller's schedule, on a stepped clock: no test waits on real time."""
 
 import asyncio
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from application.poll_cycle import PollResult
-from application.poll_schedule import PollSchedule
-from domain.errors import UpstreamError, UpstreamRateLimited
+from application.poll_schedule import PollPace, PollSchedule
+from domain.errors import CallBudgetSpent, StorageUnavailable, UpstreamError, UpstreamRateLimited
+from tests.support.cryptos import crypto
+from tests.unit.fakes import InMemoryCryptoRepository
 
 
 class Lock:
@@ -54,13 +59,16 @@ class SteppedClock:
 
 class Monitor:
     def __init__(self) -> None:
-        self.cycles, self.leadership_changes = [], []
+        self.cycles, self.leadership_changes, self.intervals = [], [], []
 
     def cycle_finished(self, outcome, seconds, tracked) -> None:
         self.cycles.append((outcome, seconds, tracked))
 
     def leadership(self, held) -> None:
         self.leadership_changes.append(held)
+
+    def interval_in_effect(self, seconds) -> None:
+        self.intervals.append(seconds)
 
 
 def poller(clock, poll, lock, interval=30.0):
@@ -121,3 +129,87 @@ async def test_poll_once_reports_the_pause():
     assert await p.poll_once() == 7
     p.poll = Poll(clock, ValueError("x"))
     assert await p.poll_once() == 0
+
+
+class Pace:
+    """The interval in effect, one answer a turn (the last one again when used up)."""
+
+    def __init__(self, *answers: float | BaseException) -> None:
+        self.answers, self.asked = list(answers), 0
+
+    async def __call__(self) -> float:
+        self.asked += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+async def test_a_longer_interval_in_effect_spaces_the_polls_and_is_looked_at_every_interval(
+    caplog,
+):
+    clock = SteppedClock(turns=7)
+    poll = Poll(clock)
+    p, monitor = poller(clock, poll, Lock())
+    p.pace = Pace(90.0, 90.0, 90.0, 90.0, 30.0)
+    caplog.set_level(logging.INFO, logger="application.poll_schedule")
+    await run(p)
+    # polls at 100 and 190 (90 s apart), then every 30 s once the pace is back to 30;
+    # in between the schedule wakes every configured 30 s to ask the pace again
+    assert clock.naps == [30.0] * 7
+    assert poll.calls == 5 and p.pace.asked == 7  # at 100, 190, 220, 250 and 280
+    assert monitor.intervals == [90.0, 30.0]  # reported when it changes only
+    changes = [r.getMessage() for r in caplog.records if "interval in effect" in r.message]
+    assert len(changes) == 2 and changes[0].startswith("poll interval in effect: 90 s")
+
+
+async def test_the_configured_interval_is_the_shortest_and_an_outage_keeps_the_last_pace():
+    clock = SteppedClock(turns=3)
+    poll = Poll(clock)
+    p, monitor = poller(clock, poll, Lock())
+    p.pace = Pace(60.0, StorageUnavailable(), 5.0)
+    await run(p)
+    assert clock.naps == [30.0, 30.0, 30.0]
+    assert poll.calls == 2  # at 100 and 160: the 60 s held through the outage
+    assert monitor.intervals == [60.0, 30.0]
+
+
+async def test_a_spent_monthly_budget_waits_for_the_new_month_then_polls_at_once():
+    clock = SteppedClock(turns=2)
+    now = datetime(2024, 11, 30, 23, 0, tzinfo=UTC)
+    spent = CallBudgetSpent("budget spent", renews_at=now + timedelta(hours=1), now=now)
+    poll = Poll(clock, spent)
+    p, monitor = poller(clock, poll, Lock())
+    p.pace = Pace(7200.0)  # the new month's pace: no poll's start to count it from
+    await run(p)
+    assert clock.naps == [3600.0, 30.0]
+    assert poll.calls == 2  # the refused one, then one as the month renews
+    assert [c[0] for c in monitor.cycles] == ["budget_spent", "ok"]
+
+
+class Month:
+    def __init__(self, budget: int, used: int) -> None:
+        self.budget, self.calls = budget, used
+
+    async def take(self, *, polling: bool) -> None:
+        self.calls += 1
+
+    async def used(self) -> int:
+        return self.calls
+
+
+async def test_the_pace_counts_a_call_per_batch_of_distinct_tracked_coins():
+    cryptos = InMemoryCryptoRepository()
+    for i in range(150):
+        await cryptos.add(crypto(f"C{i}"))
+    await cryptos.add(replace(crypto("TWIN"), coin_id="c0-coin"))  # a coin tracked twice
+    now = datetime(2024, 11, 1, tzinfo=UTC)
+    month = Month(budget=10_000, used=0)
+    pace = PollPace(month, cryptos, lambda: now, floor=30.0, batch_size=lambda: 100)
+    # 150 coins: two calls a poll, 4,500 polls over November's 30 days
+    assert await pace() == pytest.approx(30 * 86_400 / 4_500)
+    await cryptos.delete(crypto("C149").symbol)  # 149 coins: still two calls
+    assert await pace() == pytest.approx(576.0)
+    for i in range(50, 149):
+        await cryptos.delete(crypto(f"C{i}").symbol)  # 50 coins: one call
+    assert await pace() == pytest.approx(288.0)

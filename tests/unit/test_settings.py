@@ -95,3 +95,22 @@ def test_a_mapping_is_the_only_source_the_environment_is_not_read(monkeypatch):
     monkeypatch.setenv("LOG_LEVEL", "ERROR")
     s = Settings.from_env({"LOG_FORMAT": "json"})
     assert (s.history_limit, s.log_level, s.log_format) == (100, "INFO", "json")
+
+
+@pytest.mark.parametrize(
+    ("env", "calls"),
+    [
+        ({}, 0),  # keyless: no monthly budget
+        ({"COINGECKO_API_KEY": "CG-abc"}, 10_000),  # the demo plan's credits
+        ({"COINGECKO_API_KEY": "CG-abc", "COINGECKO_CALLS_PER_MONTH": "0"}, 0),
+        ({"COINGECKO_API_KEY": "CG-abc", "COINGECKO_API_PLAN": "pro"}, 0),
+        ({"COINGECKO_CALLS_PER_MONTH": "500000"}, 500_000),
+    ],
+)
+def test_the_monthly_budget_follows_the_plan_unless_set(env, calls):
+    assert Settings.from_env(env).coingecko_calls_per_month == calls
+
+
+def test_a_negative_monthly_budget_is_refused():
+    with pytest.raises(SettingsError, match="COINGECKO_CALLS_PER_MONTH"):
+        Settings.from_env({"COINGECKO_CALLS_PER_MONTH": "-1"})

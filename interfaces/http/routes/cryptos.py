@@ -36,6 +36,12 @@ from interfaces.http.services import services
 bp = require_token(Blueprint("cryptos", url_prefix="/crypto"))
 secured = token_required  # documents the bearer token and its 401 in /docs
 UPSTREAM_FAILED = (500, "CoinGecko failed or is rate limited (then with Retry-After)")
+# A call to CoinGecko may also be refused by the month's budget (COINGECKO_CALLS_PER_MONTH).
+UNAVAILABLE_OR_SPENT = (
+    503,
+    "database unavailable, or the month's budget of CoinGecko calls is spent "
+    "(then with Retry-After: until it renews, the next calendar month in UTC)",
+)
 log = logging.getLogger(__name__)
 # Bodies kept by the read model's versions (a version is unique in the process, so
 # apps sharing this, in tests, cannot mix their bodies up).
@@ -84,6 +90,7 @@ async def list_cryptos(request: Request) -> HTTPResponse | None:
 @body(SymbolBody, "the ticker to track")
 @answers(201, CryptoEnvelope, "tracked, with its current price")
 @retry_after(500, required=False)
+@retry_after(503, required=False)
 @fails(
     (
         400,
@@ -94,7 +101,7 @@ async def list_cryptos(request: Request) -> HTTPResponse | None:
     413,
     415,
     UPSTREAM_FAILED,
-    503,
+    UNAVAILABLE_OR_SPENT,
 )
 async def add_crypto(request: Request) -> HTTPResponse:
     """Track a crypto by ticker: body {"symbol": "BTC"}, the coin with the best
@@ -130,7 +137,8 @@ async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
 @symbol_in_path
 @answers(200, CryptoEnvelope, "refreshed")
 @retry_after(500, required=False)
-@fails(404, UPSTREAM_FAILED, 503)
+@retry_after(503, required=False)
+@fails(404, UPSTREAM_FAILED, UNAVAILABLE_OR_SPENT)
 async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
     """Fetch a fresh price now and add it to the history."""
     crypto = await services(request).refresh_crypto(symbol)
