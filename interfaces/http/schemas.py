@@ -287,6 +287,15 @@ ERRORS: dict[int, str] = {
 }
 
 
+UPSTREAM_FAILED = (500, "CoinGecko failed or is rate limited (then with Retry-After)")
+# A call to CoinGecko may also be refused by the month's budget (COINGECKO_CALLS_PER_MONTH).
+UNAVAILABLE_OR_SPENT = (
+    503,
+    "database unavailable, or the month's budget of CoinGecko calls is spent "
+    "(then with Retry-After: until it renews, the next calendar month in UTC)",
+)
+
+
 def fails(*statuses: int | tuple[int, str]) -> Callable[[F], F]:
     """The error answers, each ``{"error": "..."}``: ``fails(404, (409, "already
     tracked"))`` gives each status the standard description, or the route's own."""

@@ -21,7 +21,7 @@ STATUSES = {
     ("post", "/auth/register"): {201, 400, 403, 409, TOO_LARGE, NOT_JSON, DB_DOWN},
     ("post", "/auth/login"): {200, 400, 401, TOO_LARGE, NOT_JSON, 429, DB_DOWN},
     ("get", "/crypto"): {200, 401, DB_DOWN},
-    ("get", "/coins"): {200, 400, 401, 500},
+    ("get", "/coins"): {200, 400, 401, 500, 503},
     ("post", "/crypto"): {201, 400, 401, 409, TOO_LARGE, NOT_JSON, 500, DB_DOWN},
     ("get", "/crypto/{symbol}"): TRACKED,
     ("put", "/crypto/{symbol}/refresh"): TRACKED | {500},

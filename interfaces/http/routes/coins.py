@@ -9,6 +9,8 @@ from sanic.response import json
 from interfaces.http.hooks import require_token
 from interfaces.http.presenters import coins_json
 from interfaces.http.schemas import (
+    UNAVAILABLE_OR_SPENT,
+    UPSTREAM_FAILED,
     CoinList,
     answers,
     fails,
@@ -26,7 +28,8 @@ bp = require_token(Blueprint("coins", url_prefix="/coins"))
 @symbol_in_query
 @answers(200, CoinList, "every coin with the ticker")
 @retry_after(500, required=False)
-@fails((500, "CoinGecko failed or is rate limited (then with Retry-After)"))
+@retry_after(503, required=False)
+@fails(UPSTREAM_FAILED, UNAVAILABLE_OR_SPENT)
 async def list_coins(request: Request) -> HTTPResponse:
     """Every CoinGecko coin with the ticker `symbol`, best market-cap rank first and
     unranked last: {"symbol": "BTC", "coins": [{"coin_id": "bitcoin", "name":

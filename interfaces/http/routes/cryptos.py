@@ -16,6 +16,8 @@ from interfaces.http.presenters import crypto_json, history_json, stats_json
 from interfaces.http.price_stream import stream_prices, wants_event_stream
 from interfaces.http.rendered import RenderedBodies
 from interfaces.http.schemas import (
+    UNAVAILABLE_OR_SPENT,
+    UPSTREAM_FAILED,
     Crypto,
     CryptoEnvelope,
     CryptoList,
@@ -35,13 +37,6 @@ from interfaces.http.services import services
 
 bp = require_token(Blueprint("cryptos", url_prefix="/crypto"))
 secured = token_required  # documents the bearer token and its 401 in /docs
-UPSTREAM_FAILED = (500, "CoinGecko failed or is rate limited (then with Retry-After)")
-# A call to CoinGecko may also be refused by the month's budget (COINGECKO_CALLS_PER_MONTH).
-UNAVAILABLE_OR_SPENT = (
-    503,
-    "database unavailable, or the month's budget of CoinGecko calls is spent "
-    "(then with Retry-After: until it renews, the next calendar month in UTC)",
-)
 log = logging.getLogger(__name__)
 # Bodies kept by the read model's versions (a version is unique in the process, so
 # apps sharing this, in tests, cannot mix their bodies up).
