@@ -49,6 +49,7 @@ from infrastructure.db.repositories import (
     TortoiseUserRepository,
     notify_change,
 )
+from infrastructure.db.upstream import AnnouncedUpstream
 from infrastructure.log_setup import configuration_error, configure_logging
 from infrastructure.metrics import PrometheusPollerMonitor, observe_read_model
 from infrastructure.read_model.feed import BroadcastFeed
@@ -104,6 +105,7 @@ class Wiring:
     # it, every read goes to the database.
     read_model: LiveReadModel
     feed: BroadcastFeed
+    clock: Clock = utc_now
 
     @property
     def database_url(self) -> str:
@@ -126,6 +128,7 @@ class Wiring:
             poll_with_deadline,
             AdvisoryLeaderLock(self.database_url),
             self.settings.price_poll_interval_seconds,
+            upstream=AnnouncedUpstream(notify_change, self.clock, lambda: self.read_model.upstream),
         )
         if self.poller_monitor is not None:
             poller.monitor = self.poller_monitor
@@ -222,7 +225,7 @@ def build_services(
         delete_crypto=DeleteCrypto(cryptos),
         poll_cycle=PollCycle(cryptos, source, clock, keep),
         authenticate=Authenticate(tokens, KnownUsers(users)),
-        watch_prices=WatchPrices(cryptos, feed),
+        watch_prices=WatchPrices(cryptos, feed, lambda: read_model.upstream),
     )
 
 
@@ -260,6 +263,7 @@ def bootstrap(
         login_throttle=login_throttle,
         read_model=read_model,
         feed=feed,
+        clock=clock,
     )
 
 

@@ -3,7 +3,9 @@
 Every process that runs a PollSchedule competes for the leader lock; only the holder
 polls, so a deployment polls once per interval however many replicas it has. A
 failing cycle is logged and tried again at the next tick; after a 429 the next cycle
-waits out CoinGecko's Retry-After. ``run`` only ends when cancelled.
+waits out CoinGecko's Retry-After. ``run`` only ends when cancelled. After every cycle
+the leader reports how it fared upstream (``UpstreamReporter``): ok, or the status its
+UpstreamError names; a database failure is not upstream's and reports nothing.
 
 The clock and the sleep are injected so that tests step time instead of waiting on it.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from application.poll_cycle import PollResult
 from domain.errors import StorageUnavailable, UpstreamError, UpstreamRateLimited
-from domain.ports import LeaderLock, PollerMonitor
+from domain.ports import LeaderLock, PollerMonitor, UpstreamReporter
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,11 @@ class _Unmonitored:
         pass
 
 
+class _Unreported:
+    async def report(self, status: str) -> None:
+        pass
+
+
 @dataclass(slots=True)
 class PollSchedule:
     poll: Callable[[], Awaitable[PollResult]]
@@ -39,6 +46,7 @@ class PollSchedule:
     monitor: PollerMonitor = field(default_factory=_Unmonitored)
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    upstream: UpstreamReporter = field(default_factory=_Unreported)
     _leader: bool = False
 
     async def poll_once(self) -> float:
@@ -46,20 +54,23 @@ class PollSchedule:
         least before the next one (the Retry-After of a 429, else 0)."""
         started = self.monotonic()
         outcome, tracked, pause = "failed", None, 0.0
+        upstream: str | None = "failing"
         try:
             result = await self.poll()
         except UpstreamRateLimited as error:
             log.warning("poll: %s", error.message)
-            outcome, pause = "rate_limited", error.retry_after
+            outcome, pause, upstream = "rate_limited", error.retry_after, error.upstream_status
         except UpstreamError as error:
             log.warning("poll failed, will retry next cycle: %s", error.message)
+            upstream = error.upstream_status
         except StorageUnavailable as error:
             # The outage itself is logged once, where it is found.
             log.info("poll failed, will retry next cycle: %s", error.message)
+            upstream = None
         except Exception:
             log.exception("poll failed, will retry next cycle")
         else:
-            outcome = "partial" if result.skipped else "ok"
+            outcome, upstream = "partial" if result.skipped else "ok", "ok"
             tracked = result.tracked
             log.info(
                 "poll: %d of %d cryptos updated in %.2f s",
@@ -68,6 +79,8 @@ class PollSchedule:
                 self.monotonic() - started,
             )
         self.monitor.cycle_finished(outcome, self.monotonic() - started, tracked)
+        if upstream is not None:
+            await self.upstream.report(upstream)
         return pause
 
     async def tick(self) -> float:

@@ -84,9 +84,15 @@ class TooManyAttempts(DomainError):
 class UpstreamError(DomainError):
     """The price source failed; nothing was changed (answered with 500)."""
 
+    # What the live stream's ``upstream`` event says while the poller gets this
+    # (``domain.events.UPSTREAM_STATUSES``); a subclass names its own.
+    upstream_status = "failing"
+
 
 class UpstreamRateLimited(UpstreamError):
     """The price source asked us to wait, or our own budget of calls is spent."""
+
+    upstream_status = "rate_limited"
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)

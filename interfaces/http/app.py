@@ -21,8 +21,10 @@ from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
+from domain.ports import Clock
+from infrastructure.clock import utc_now
 from infrastructure.db.migrate import upgrade
-from infrastructure.metrics import count_tracked_by
+from infrastructure.metrics import age_prices_by, count_tracked_by
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.hooks import mount_hooks
@@ -93,6 +95,7 @@ def mount_read_model(app: Sanic, wiring: Wiring) -> None:
         # poll cycle's count lags by up to PRICE_POLL_INTERVAL_SECONDS (or never comes
         # without the poller).
         count_tracked_by(wiring.read_model.tracked_count)
+        age_prices_by(wiring.read_model.oldest_update)
 
     @app.before_server_stop
     async def stop_read_model(app: Sanic) -> None:
@@ -100,16 +103,20 @@ def mount_read_model(app: Sanic, wiring: Wiring) -> None:
         # graceful shutdown does not wait on them.
         wiring.feed.close_all("the server is stopping")
         count_tracked_by(None)
+        age_prices_by(None)
         await wiring.read_model.stop()
 
 
-def create_app(*cli_args: object, settings: Settings | None = None) -> Sanic:
+def create_app(
+    *cli_args: object, settings: Settings | None = None, clock: Clock = utc_now
+) -> Sanic:
     """Build the app. Sanic's CLI passes its parsed arguments, which are not needed:
-    the configuration comes from the environment (or ``settings``, in tests)."""
+    the configuration comes from the environment (or ``settings``, in tests, which may
+    inject the ``clock`` too)."""
     # Only the sanic command's process is the server's to stop; a test calls this
     # without arguments, and its own SIGINT must stay its own.
     early_signals = StopSignalsWhileStarting() if cli_args else None
-    wiring = bootstrap(settings)
+    wiring = bootstrap(settings, clock=clock)
     settings = wiring.settings
 
     # bootstrap configured logging for every logger, Sanic's included: no defaults of its own.

@@ -6,7 +6,7 @@ import pytest
 
 from application.poll_cycle import PollResult
 from application.poll_schedule import PollSchedule
-from domain.errors import UpstreamError, UpstreamRateLimited
+from domain.errors import StorageUnavailable, UpstreamError, UpstreamRateLimited
 
 
 class Lock:
@@ -121,3 +121,34 @@ async def test_poll_once_reports_the_pause():
     assert await p.poll_once() == 7
     p.poll = Poll(clock, ValueError("x"))
     assert await p.poll_once() == 0
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self.statuses: list[str] = []
+
+    async def report(self, status: str) -> None:
+        self.statuses.append(status)
+
+
+class BudgetSpent(UpstreamError):
+    """How the monthly budget says so: an UpstreamError naming its status."""
+
+    upstream_status = "budget_spent"
+
+
+async def test_each_cycle_reports_how_it_fared_upstream_and_a_database_outage_nothing():
+    clock = SteppedClock(turns=7)
+    outcomes = (
+        PollResult(2, 2),
+        PollResult(2, 1),  # partial: CoinGecko answered
+        UpstreamRateLimited("slow down", retry_after=1.0),
+        UpstreamError("down"),
+        StorageUnavailable(),  # not upstream's: nothing to tell
+        BudgetSpent("the month's budget is spent"),
+        RuntimeError("bug"),
+    )
+    p, _ = poller(clock, Poll(clock, *outcomes), Lock())
+    p.upstream = reporter = Reporter()
+    await run(p)
+    assert reporter.statuses == ["ok", "ok", "rate_limited", "failing", "budget_spent", "failing"]
