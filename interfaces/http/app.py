@@ -25,6 +25,7 @@ from domain.ports import Clock
 from infrastructure.clock import utc_now
 from infrastructure.db.migrate import upgrade
 from infrastructure.metrics import age_prices_by, count_tracked_by
+from infrastructure.open_files import ensure_open_files
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.hooks import mount_hooks
@@ -121,6 +122,7 @@ def create_app(
 
     # bootstrap configured logging for every logger, Sanic's included: no defaults of its own.
     note_ignored_workers(os.environ)
+    ensure_open_files(settings.stream_max_clients)
     app = ServerApp(APP_NAME, configure_logging=False)
     if early_signals is not None:
         early_signals.mount(app)
