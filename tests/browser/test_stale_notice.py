@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import TIME_ZONE, Site, log_in
+from tests.browser.conftest import TIME_ZONE, Site, log_in, screenshot
 from tests.fakes.coingecko_server import Failure
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -47,6 +47,7 @@ async def test_a_rate_limited_upstream_shows_a_notice_with_the_prices_time_until
             text or "",
         ), (text, oldest)
         assert await notice.get_attribute("role") == "status"  # read out when it changes
+        await screenshot(page, "stale", width)
     finally:
         site.gecko.clear_failures()
     await expect(notice).to_be_hidden()
