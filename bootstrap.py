@@ -51,6 +51,7 @@ from infrastructure.db.repositories import (
     TortoiseUserRepository,
     notify_change,
 )
+from infrastructure.db.upstream import AnnouncedUpstream
 from infrastructure.log_setup import configuration_error, configure_logging
 from infrastructure.metrics import (
     PrometheusPollerMonitor,
@@ -132,7 +133,12 @@ class Wiring:
                 return await poll()
 
         floor = self.settings.price_poll_interval_seconds
-        poller = PollSchedule(poll_with_deadline, AdvisoryLeaderLock(self.database_url), floor)
+        poller = PollSchedule(
+            poll_with_deadline,
+            AdvisoryLeaderLock(self.database_url),
+            floor,
+            upstream=AnnouncedUpstream(notify_change, self.clock, lambda: self.read_model.upstream),
+        )
         if self.month is not None:
             source = self.source
             poller.pace = PollPace(
@@ -235,7 +241,7 @@ def build_services(
         delete_crypto=DeleteCrypto(cryptos),
         poll_cycle=PollCycle(cryptos, source, clock, keep),
         authenticate=Authenticate(tokens, KnownUsers(users)),
-        watch_prices=WatchPrices(cryptos, feed),
+        watch_prices=WatchPrices(cryptos, feed, lambda: read_model.upstream),
     )
 
 

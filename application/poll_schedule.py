@@ -3,7 +3,9 @@
 Every process that runs a PollSchedule competes for the leader lock; only the holder
 polls, so a deployment polls once per interval however many replicas it has. A
 failing cycle is logged and tried again at the next tick; after a 429 the next cycle
-waits out CoinGecko's Retry-After. ``run`` only ends when cancelled.
+waits out CoinGecko's Retry-After. ``run`` only ends when cancelled. After every cycle
+the leader reports how it fared upstream (``UpstreamReporter``): ok, or the status its
+UpstreamError names; a database failure is not upstream's and reports nothing.
 
 With a monthly budget of CoinGecko calls, ``pace`` gives the interval in effect
 (PollPace: MonthlyBudgetLastsTheMonth over the month's count and the tracked set). It
@@ -25,7 +27,14 @@ from dataclasses import dataclass, field
 
 from application.poll_cycle import PollResult
 from domain.errors import CallBudgetSpent, StorageUnavailable, UpstreamError, UpstreamRateLimited
-from domain.ports import Clock, CryptoRepository, LeaderLock, MonthlyCalls, PollerMonitor
+from domain.ports import (
+    Clock,
+    CryptoRepository,
+    LeaderLock,
+    MonthlyCalls,
+    PollerMonitor,
+    UpstreamReporter,
+)
 from domain.rules import MonthlyBudgetLastsTheMonth, next_month_start
 
 log = logging.getLogger(__name__)
@@ -67,6 +76,11 @@ class PollPace:
         ).interval()
 
 
+class _Unreported:
+    async def report(self, status: str) -> None:
+        pass
+
+
 @dataclass(slots=True)
 class PollSchedule:
     poll: Callable[[], Awaitable[PollResult]]
@@ -76,6 +90,7 @@ class PollSchedule:
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     pace: Callable[[], Awaitable[float]] | None = None
+    upstream: UpstreamReporter = field(default_factory=_Unreported)
     _leader: bool = False
     _in_effect: float | None = None  # the interval last in effect
     _last_turn: float | None = None  # monotonic() when a poll was last due
@@ -86,26 +101,29 @@ class PollSchedule:
         least before the next one (the Retry-After of a 429, else 0)."""
         started = self.monotonic()
         outcome, tracked, pause = "failed", None, 0.0
+        upstream: str | None = "failing"
         try:
             result = await self.poll()
         except CallBudgetSpent as error:
             # Waits for the new month (retry_after), then polls at once: a refused
             # cycle is no poll for the interval in effect to count from.
             log.warning("poll: %s", error.message)
-            outcome, pause = "budget_spent", error.retry_after
+            outcome, pause, upstream = "budget_spent", error.retry_after, error.upstream_status
             self._last_turn = None
         except UpstreamRateLimited as error:
             log.warning("poll: %s", error.message)
-            outcome, pause = "rate_limited", error.retry_after
+            outcome, pause, upstream = "rate_limited", error.retry_after, error.upstream_status
         except UpstreamError as error:
             log.warning("poll failed, will retry next cycle: %s", error.message)
+            upstream = error.upstream_status
         except StorageUnavailable as error:
             # The outage itself is logged once, where it is found.
             log.info("poll failed, will retry next cycle: %s", error.message)
+            upstream = None
         except Exception:
             log.exception("poll failed, will retry next cycle")
         else:
-            outcome = "partial" if result.skipped else "ok"
+            outcome, upstream = "partial" if result.skipped else "ok", "ok"
             tracked = result.tracked
             log.info(
                 "poll: %d of %d cryptos updated in %.2f s",
@@ -114,6 +132,8 @@ class PollSchedule:
                 self.monotonic() - started,
             )
         self.monitor.cycle_finished(outcome, self.monotonic() - started, tracked)
+        if upstream is not None:
+            await self.upstream.report(upstream)
         return pause
 
     async def interval_in_effect(self) -> float:

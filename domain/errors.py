@@ -90,9 +90,15 @@ class TooManyAttempts(DomainError):
 class UpstreamError(DomainError):
     """The price source failed; nothing was changed (answered with 500)."""
 
+    # What the live stream's ``upstream`` event says while the poller gets this
+    # (``domain.events.UPSTREAM_STATUSES``); a subclass names its own.
+    upstream_status = "failing"
+
 
 class UpstreamRateLimited(UpstreamError):
     """The price source asked us to wait, or our own budget of calls is spent."""
+
+    upstream_status = "rate_limited"
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -102,6 +108,8 @@ class UpstreamRateLimited(UpstreamError):
 class CallBudgetSpent(UpstreamRateLimited):
     """The month's budget of CoinGecko calls is spent (answered with 503): no call is
     made until it renews at ``renews_at``, the next calendar month (UTC)."""
+
+    upstream_status = "budget_spent"
 
     def __init__(self, message: str, renews_at: datetime, now: datetime) -> None:
         super().__init__(message, retry_after=max((renews_at - now).total_seconds(), 1.0))

@@ -1,6 +1,8 @@
 """What happened to the tracked set, as the live price stream tells it.
 
-One event per crypto and commit: a poll cycle of 100 cryptos is 100 PriceChanged."""
+One event per crypto and commit: a poll cycle of 100 cryptos is 100 PriceChanged.
+UpstreamChanged tells how the poller's calls to CoinGecko fare, so that a client can
+say why prices are stale."""
 
 from __future__ import annotations
 
@@ -27,4 +29,26 @@ class CryptoRemoved:
     symbol: Ticker
 
 
-PriceEvent = CryptoAdded | PriceChanged | CryptoRemoved
+# How the poller's latest cycle fared upstream: ok, CoinGecko answers 429
+# (rate_limited), it fails otherwise (failing: 5xx, timeouts, bad bodies), or the
+# month's call budget is spent (budget_spent: set by the monthly budget, which makes
+# no call then).
+UPSTREAM_STATUSES = ("ok", "rate_limited", "failing", "budget_spent")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamState:
+    status: str  # one of UPSTREAM_STATUSES
+    since: datetime  # when the status began (as the leader saw it)
+
+    def __post_init__(self) -> None:
+        if self.status not in UPSTREAM_STATUSES:
+            raise ValueError(f"not an upstream status: {self.status!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamChanged:
+    state: UpstreamState
+
+
+PriceEvent = CryptoAdded | PriceChanged | CryptoRemoved | UpstreamChanged

@@ -217,6 +217,13 @@ class MonthlyCalls(Protocol):
         ...
 
 
+class UpstreamReporter(Protocol):
+    """Told by the leader's poller how each cycle fared at the price source, and tells
+    every replica (``domain.events.UPSTREAM_STATUSES``). Must not raise."""
+
+    async def report(self, status: str) -> None: ...
+
+
 class Subscription(Protocol):
     """One subscriber's view of the price events, from when it subscribed."""
 

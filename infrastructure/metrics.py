@@ -8,7 +8,10 @@ as prometheus_client expects, because a process (a test run) may build many apps
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
+from datetime import datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -115,6 +118,35 @@ TRACKED_CRYPTOS.set_function(TRACKED_COUNT)
 def count_tracked_by(count: Callable[[], int | None] | None) -> None:
     """``cps_tracked_cryptos`` reads ``count()`` when scraped (None: no count to ask)."""
     TRACKED_COUNT.count = count or (lambda: None)
+
+
+PRICE_AGE = Gauge(
+    "cps_price_age_seconds",
+    "Age of the oldest current price among the tracked cryptos (now minus its "
+    "last_updated), from this server's read model at scrape time; NaN with none tracked.",
+)
+
+
+class PriceAge:
+    """The value of ``cps_price_age_seconds`` at each scrape. NaN, not 0, when no price
+    is known: no crypto is fresh then, and ``cps_price_age_seconds > 300`` stays false."""
+
+    def __init__(self) -> None:
+        self.oldest: Callable[[], datetime | None] = lambda: None
+        self.now: Callable[[], float] = time.time
+
+    def __call__(self) -> float:
+        oldest = self.oldest()
+        return math.nan if oldest is None else self.now() - oldest.timestamp()
+
+
+PRICE_AGE_OF = PriceAge()
+PRICE_AGE.set_function(PRICE_AGE_OF)
+
+
+def age_prices_by(oldest: Callable[[], datetime | None] | None) -> None:
+    """``cps_price_age_seconds`` reads ``oldest()`` when scraped (None: nothing to ask)."""
+    PRICE_AGE_OF.oldest = oldest or (lambda: None)
 
 
 for _outcome in POLL_OUTCOMES:  # a zero series from the start, so that rate() sees the first

@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     login_failures_per_address: int = Field(50, ge=1, le=1_000_000)
     login_window_seconds: int = Field(600, ge=1, le=86_400)
     proxies_count: int = Field(0, ge=0, le=10)
-    stream_max_clients: int = Field(1000, ge=0, le=100_000)
+    # What one process carries within the stream's 1 s goal (bench/RESULTS.md, bench.streams).
+    stream_max_clients: int = Field(5000, ge=0, le=100_000)
     stream_heartbeat_seconds: float = Field(
         15.0, ge=0.1, le=50.0
     )  # < Sanic's 60 s RESPONSE_TIMEOUT

@@ -13,6 +13,10 @@ most 8000 bytes):
 - ``{"kind": "prices", "ids": [1, 2], "since": "<ISO 8601>", "keep": 100}``: these
   cryptos got history rows stamped ``since`` or later, and keep their newest ``keep``
   (a batch over more than ``MAX_IDS`` cryptos says ``"ids": null``: any may have);
+- ``{"kind": "upstream", "status": "rate_limited", "since": "<ISO 8601>"}``: how the
+  poller's latest cycle fared at CoinGecko (``domain.events.UpstreamState``). The
+  leader sends it after every cycle, changed or not: nothing stores it, so a replica
+  that starts (or reloads) meanwhile learns it within one poll cycle;
 - ``{"kind": "sync", "token": "..."}``: no change; a process that just wrote sends it
   and waits for it to come back, so that its own read model has applied the write.
 """
@@ -32,16 +36,21 @@ MAX_IDS = 500
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    kind: str  # added, removed, prices or sync
+    kind: str  # added, removed, prices, upstream or sync
     ids: tuple[int, ...] | None = None  # None: any crypto (a big price batch)
     since: datetime | None = None
     keep: int | None = None
     token: str | None = None
+    status: str | None = None
 
 
 def prices_payload(ids: Sequence[int], since: datetime, keep: int) -> str:
     listed = list(ids) if len(ids) <= MAX_IDS else None
     return json.dumps({"kind": "prices", "ids": listed, "since": since.isoformat(), "keep": keep})
+
+
+def upstream_payload(status: str, since: datetime) -> str:
+    return json.dumps({"kind": "upstream", "status": status, "since": since.isoformat()})
 
 
 def sync_payload(token: str) -> str:
@@ -62,6 +71,7 @@ def parse(payload: str) -> Change:
             since=None if since is None else datetime.fromisoformat(since),
             keep=None if keep is None else int(keep),
             token=data.get("token"),
+            status=data.get("status"),
         )
     except (TypeError, KeyError, ValueError) as error:
         raise ValueError(f"not a change notification: {payload[:200]!r}") from error

@@ -32,13 +32,14 @@ import uuid
 from array import array
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from domain.events import PriceEvent
+from domain.events import PriceEvent, UpstreamChanged, UpstreamState
 from domain.model import Crypto, Ticker
-from infrastructure.db.changes import CHANNEL, parse, sync_payload
+from infrastructure.db.changes import CHANNEL, Change, parse, sync_payload
 from infrastructure.db.config import connect_kwargs
 from infrastructure.read_model.store import (
     CryptoState,
@@ -156,6 +157,14 @@ class LiveReadModel:
         self._conn: asyncpg.Connection | None = None
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._outage_logged = False
+        # The latest upstream state the leader announced; None until one arrives.
+        # Kept across reconnects: the leader repeats it every cycle anyway.
+        self._upstream: UpstreamState | None = None
+
+    @property
+    def upstream(self) -> UpstreamState | None:
+        """How the poller fares at CoinGecko, as last announced (None: not heard yet)."""
+        return self._upstream
 
     @property
     def live(self) -> bool:
@@ -171,6 +180,12 @@ class LiveReadModel:
     def tracked_count(self) -> int | None:
         """How many cryptos are tracked, from memory while live (else None: unknown here)."""
         return len(self.store) if self._live else None
+
+    def oldest_update(self) -> datetime | None:
+        """The oldest current price's time, from the set last loaded (None: nothing
+        tracked, or never loaded). Kept while the listener is down: in an outage nothing
+        commits, so the prices it holds are the prices there are."""
+        return self.store.oldest_update() if self.last_known else None
 
     async def start(self) -> None:
         """Start listening in the background; reads go to the database until loaded."""
@@ -270,6 +285,8 @@ class LiveReadModel:
             waiter = self._waiting.get(change.token or "")
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+        elif change.kind == "upstream":
+            self._apply_upstream(change)
         elif change.kind == "added" and change.ids:
             await self._load(conn, list(change.ids))
         elif change.kind == "removed" and change.ids:
@@ -283,6 +300,19 @@ class LiveReadModel:
                 self._emit(self.store.apply_prices(states, change.keep))
                 if unknown:  # not held (never expected: an add is delivered first)
                     await self._load(conn, unknown)
+
+    def _apply_upstream(self, change: Change) -> None:
+        try:
+            if change.status is None or change.since is None:
+                raise ValueError("status and since are needed")
+            state = UpstreamState(change.status, change.since)
+        except ValueError:
+            log.warning("read model: not an upstream state: %r", change)
+            return
+        # Repeated every cycle: only a change is an event.
+        if state != self._upstream:
+            self._upstream = state
+            self._emit([UpstreamChanged(state)])
 
     async def _load_all(self, conn: asyncpg.Connection) -> None:
         """Page by page (a change committed between two pages is queued too, and

@@ -151,6 +151,11 @@ class TrackedSet:
             self._listed = [self._by_symbol[s].crypto for s in sorted(self._by_symbol)]
         return self._listed
 
+    def oldest_update(self) -> datetime | None:
+        """The oldest current price's ``last_updated`` (None: nothing tracked). A walk
+        over the set, for a scrape now and then (about 1 ms at 10,000 cryptos)."""
+        return min((e.crypto.last_updated for e in self._by_id.values()), default=None)
+
     def get(self, symbol: Ticker) -> Crypto | None:
         entry = self._by_symbol.get(symbol.value)
         return None if entry is None else entry.crypto

@@ -24,7 +24,8 @@ from bootstrap import Wiring, bootstrap
 from domain.ports import Clock
 from infrastructure.clock import utc_now
 from infrastructure.db.migrate import upgrade
-from infrastructure.metrics import count_tracked_by
+from infrastructure.metrics import age_prices_by, count_tracked_by
+from infrastructure.open_files import ensure_open_files
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.hooks import mount_hooks
@@ -95,6 +96,7 @@ def mount_read_model(app: Sanic, wiring: Wiring) -> None:
         # poll cycle's count lags by up to PRICE_POLL_INTERVAL_SECONDS (or never comes
         # without the poller).
         count_tracked_by(wiring.read_model.tracked_count)
+        age_prices_by(wiring.read_model.oldest_update)
 
     @app.before_server_stop
     async def stop_read_model(app: Sanic) -> None:
@@ -102,6 +104,7 @@ def mount_read_model(app: Sanic, wiring: Wiring) -> None:
         # graceful shutdown does not wait on them.
         wiring.feed.close_all("the server is stopping")
         count_tracked_by(None)
+        age_prices_by(None)
         await wiring.read_model.stop()
 
 
@@ -119,6 +122,7 @@ def create_app(
 
     # bootstrap configured logging for every logger, Sanic's included: no defaults of its own.
     note_ignored_workers(os.environ)
+    ensure_open_files(settings.stream_max_clients)
     app = ServerApp(APP_NAME, configure_logging=False)
     if early_signals is not None:
         early_signals.mount(app)

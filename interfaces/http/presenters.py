@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from domain.events import CryptoAdded, CryptoRemoved, PriceChanged, PriceEvent
+from domain.events import (
+    CryptoAdded,
+    CryptoRemoved,
+    PriceChanged,
+    PriceEvent,
+    UpstreamChanged,
+    UpstreamState,
+)
 from domain.model import CoinCandidate, Crypto, PricePoint, PriceStats, Ticker
 
 
@@ -67,6 +74,10 @@ def stats_json(symbol: Ticker, stats: PriceStats) -> dict[str, Any]:
     }
 
 
+def upstream_json(state: UpstreamState) -> dict[str, Any]:
+    return {"status": state.status, "since": iso_utc(state.since)}
+
+
 def event_json(event: PriceEvent) -> tuple[str, dict[str, Any]]:
     """A live stream event: its name and its data."""
     if isinstance(event, PriceChanged):
@@ -79,4 +90,6 @@ def event_json(event: PriceEvent) -> tuple[str, dict[str, Any]]:
         return "added", crypto_json(event.crypto)
     if isinstance(event, CryptoRemoved):
         return "removed", {"symbol": event.symbol.value}
+    if isinstance(event, UpstreamChanged):
+        return "upstream", upstream_json(event.state)
     raise TypeError(f"not a price event: {event!r}")

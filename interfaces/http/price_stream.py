@@ -1,7 +1,8 @@
 """The live price stream: ``GET /crypto`` with ``Accept: text/event-stream``.
 
-Server-Sent Events: ``snapshot`` (the whole tracked set) on connect, then ``price``,
-``added`` and ``removed`` as each write commits, and a comment every
+Server-Sent Events: ``snapshot`` (the whole tracked set) on connect, then ``upstream``
+(how the poller fares at CoinGecko, once known), then ``price``, ``added`` and
+``removed`` as each write commits and ``upstream`` as that state changes, and a comment every
 STREAM_HEARTBEAT_SECONDS so that proxies keep a quiet stream open (and so does Sanic:
 its RESPONSE_TIMEOUT, 60 s, counts from the last bytes sent or received). The stream ends
 when the token expires, when the server stops, or when the client falls too far
@@ -20,7 +21,7 @@ from sanic.helpers import json_dumps
 from domain.errors import FeedClosed
 from domain.events import PriceEvent
 from infrastructure.metrics import observe_stream
-from interfaces.http.presenters import crypto_json, event_json
+from interfaces.http.presenters import crypto_json, event_json, upstream_json
 from interfaces.http.services import services
 
 MEDIA_TYPE = "text/event-stream"
@@ -64,14 +65,17 @@ render = _Rendered()
 
 
 async def stream_prices(request: Request, heartbeat_seconds: float) -> None:
-    snapshot, subscription = await services(request).watch_prices()
+    snapshot, upstream, subscription = await services(request).watch_prices()
     observe_stream(opened=True)
     try:
         response = await request.respond(
             content_type=f"{MEDIA_TYPE}; charset=utf-8",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
-        await response.send(event("snapshot", {"cryptos": [crypto_json(c) for c in snapshot]}))
+        first = event("snapshot", {"cryptos": [crypto_json(c) for c in snapshot]})
+        if upstream is not None:
+            first += event("upstream", upstream_json(upstream))
+        await response.send(first)
         expires_at = request.ctx.token_expires_at
         while (left := expires_at - time.time()) > 0:
             try:

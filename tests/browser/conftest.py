@@ -179,8 +179,7 @@ async def site(
             data_dir,
             REDIS_URL=redis_url,
             REDIS_KEY_PREFIX=prefix,
-            PRICE_POLLER_ENABLED="false",
-            **getattr(request.module, "SERVER_ENV", {}),
+            **{"PRICE_POLLER_ENABLED": "false", **getattr(request.module, "SERVER_ENV", {})},
         )
         try:
             async with running_server(env, data_dir / "server.log") as server:

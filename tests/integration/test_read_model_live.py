@@ -4,10 +4,13 @@ connection lost, a write that does not come back in time."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
+from domain.events import UpstreamChanged, UpstreamState
 from domain.model import PriceUpdate, Ticker
+from infrastructure.db.changes import upstream_payload
 from infrastructure.db.repositories import TortoiseCryptoRepository, notify_change
 from infrastructure.read_model import live
 from infrastructure.read_model.live import LiveReadModel
@@ -67,3 +70,25 @@ async def test_a_write_that_does_not_come_back_in_time_makes_the_model_reload(
         await model.sync()
         assert not model.live  # rather than risk a stale answer
         await went_live(model)
+
+
+async def test_the_upstream_state_is_an_event_when_it_changes_and_survives_a_reconnect(
+    db: str,
+) -> None:
+    since = datetime(2024, 1, 1, 12, 3, tzinfo=UTC)
+    published: list[object] = []
+    async with live_read_model(
+        db, KEEP, notify=notify_change, publish=lambda events: published.extend(events)
+    ) as model:
+        assert model.upstream is None  # nothing told yet
+        await notify_change('{"kind": "upstream", "status": "sleepy", "since": "2024-01-01"}')
+        for _ in range(3):  # the leader tells it after every cycle
+            await notify_change(upstream_payload("rate_limited", since))
+        await model.sync()  # every notification before it is applied
+        state = UpstreamState("rate_limited", since)
+        assert model.upstream == state
+        assert published == [UpstreamChanged(state)]  # once, and the bad one ignored
+        assert await terminate_listeners(db) == 1
+        await wait_until(lambda: not model.live, "the model to stop serving")
+        await went_live(model)
+        assert model.upstream == state  # kept: nothing stores it to reload

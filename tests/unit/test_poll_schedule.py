@@ -213,3 +213,31 @@ async def test_the_pace_counts_a_call_per_batch_of_distinct_tracked_coins():
     for i in range(50, 149):
         await cryptos.delete(crypto(f"C{i}").symbol)  # 50 coins: one call
     assert await pace() == pytest.approx(288.0)
+
+
+NOV_30 = datetime(2024, 11, 30, tzinfo=UTC)
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self.statuses: list[str] = []
+
+    async def report(self, status: str) -> None:
+        self.statuses.append(status)
+
+
+async def test_each_cycle_reports_how_it_fared_upstream_and_a_database_outage_nothing():
+    clock = SteppedClock(turns=7)
+    outcomes = (
+        PollResult(2, 2),
+        PollResult(2, 1),  # partial: CoinGecko answered
+        UpstreamRateLimited("slow down", retry_after=1.0),
+        UpstreamError("down"),
+        StorageUnavailable(),  # not upstream's: nothing to tell
+        CallBudgetSpent("the month's budget is spent", renews_at=NOV_30, now=NOV_30),
+        RuntimeError("bug"),
+    )
+    p, _ = poller(clock, Poll(clock, *outcomes), Lock())
+    p.upstream = reporter = Reporter()
+    await run(p)
+    assert reporter.statuses == ["ok", "ok", "rate_limited", "failing", "budget_spent", "failing"]

@@ -66,10 +66,13 @@ async def list_cryptos(request: Request) -> HTTPResponse | None:
     """Every tracked crypto, ordered by symbol.
 
     With `Accept: text/event-stream`, a live stream of Server-Sent Events instead:
-    `snapshot` ({"cryptos": [...]}) at once, then `price` ({"symbol", "current_price",
-    "last_updated"}) for each price a poll cycle or a refresh commits, `added` (the
-    crypto object) and `removed` ({"symbol"}), with a comment line every 15 s. It
-    ends when the token expires. Past the server's limit of open streams, 503.
+    `snapshot` ({"cryptos": [...]}) at once, then `upstream` ({"status", "since"}: how
+    the poller's calls to CoinGecko fare, `ok`, `rate_limited`, `failing` or
+    `budget_spent`, since when) once the server knows it, then `price` ({"symbol",
+    "current_price", "last_updated"}) for each price a poll cycle or a refresh commits,
+    `added` (the crypto object), `removed` ({"symbol"}) and `upstream` again whenever
+    that state changes, with a comment line every 15 s. It ends when the token
+    expires. Past the server's limit of open streams, 503.
     """
     if wants_event_stream(request):
         await stream_prices(request, request.app.ctx.wiring.settings.stream_heartbeat_seconds)

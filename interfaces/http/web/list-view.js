@@ -30,6 +30,17 @@ const rows = new Map();
 
 export const loadedAt = () => lastLoad;
 
+// The oldest `last_updated` of the prices listed (ISO 8601), or null with none.
+export function oldestUpdate() {
+  let oldest = null;
+  for (const { last_updated: at } of cryptos.values()) {
+    if (typeof at === "string" && (oldest === null || Date.parse(at) < Date.parse(oldest))) {
+      oldest = at;
+    }
+  }
+  return oldest;
+}
+
 // The list as known, then as the server has it now.
 export function show() {
   renderList();

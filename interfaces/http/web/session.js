@@ -16,6 +16,7 @@ import { $ } from "./dom.js";
 import * as list from "./list-view.js";
 import { act, clearMessages, report, say, whenExpired } from "./messages.js";
 import * as stream from "./stream.js";
+import * as upstream from "./upstream.js";
 
 const NEXT_KEY = "cps.next"; // the view to open after logging in
 const REFRESH_MS = 30_000;
@@ -116,6 +117,7 @@ function stopSession() {
   stream.stop();
   stopPolling();
   list.reset();
+  upstream.reset();
   detail.close();
 }
 
@@ -178,7 +180,11 @@ function handleEvent(name, data) {
   } else if (name === "removed" && typeof data.symbol === "string") {
     list.remove(data.symbol);
     detail.removed(data.symbol);
+  } else if (name === "upstream") {
+    upstream.changed(data, list.oldestUpdate());
+    return;
   }
+  upstream.render(list.oldestUpdate());
 }
 
 // While the stream is down, the page asks again every 30 s (when it is visible).
