@@ -95,6 +95,7 @@ class PollSchedule:
     _in_effect: float | None = None  # the interval last in effect
     _last_turn: float | None = None  # monotonic() when a poll was last due
     _not_before: float = -math.inf  # monotonic() when a 429's pause ends
+    _reported: str | None = None  # the upstream status last reported
 
     async def poll_once(self) -> float:
         """Run one cycle; never raises (but cancellation). Returns how long to wait at
@@ -133,6 +134,7 @@ class PollSchedule:
             )
         self.monitor.cycle_finished(outcome, self.monotonic() - started, tracked)
         if upstream is not None:
+            self._reported = upstream
             await self.upstream.report(upstream)
         return pause
 
@@ -173,11 +175,15 @@ class PollSchedule:
             if leader:
                 pause = await self.poll_once()
                 self._not_before = self.monotonic() + pause
+        elif self._leader and self._reported is not None:
+            # Waiting out a 429 or a spent month: told again each configured interval, so
+            # that a replica started meanwhile learns it within one.
+            await self.upstream.report(self._reported)
         now = self.monotonic()
         next_turn = self._not_before
         if self._last_turn is not None:
             next_turn = max(self._last_turn + interval, next_turn)
-        return max(min(next_turn - now, max(self.interval, self._not_before - now)), 0.0)
+        return max(min(next_turn - now, self.interval), 0.0)
 
     async def run(self) -> None:
         """Poll every ``interval`` seconds while holding the leader lock; until cancelled.

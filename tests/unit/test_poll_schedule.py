@@ -108,11 +108,15 @@ async def test_only_the_leader_polls_and_leadership_changes_are_reported():
 
 
 async def test_a_429_waits_out_retry_after_when_longer_than_the_interval():
-    clock = SteppedClock(turns=2)
+    clock = SteppedClock(turns=4)
     poll = Poll(clock, UpstreamRateLimited("slow down", retry_after=90.0))
     p, monitor = poller(clock, poll, Lock())
+    p.upstream = reporter = Reporter()
     await run(p)
-    assert clock.naps == [90.0, 30.0]
+    # Polls at 100 and 190; wakes every configured 30 s meanwhile and tells the state
+    # again, for a replica started during the wait.
+    assert clock.naps == [30.0] * 4
+    assert reporter.statuses == ["rate_limited"] * 3 + ["ok"]
     assert monitor.cycles[0] == ("rate_limited", 0.0, None)
 
 
@@ -175,15 +179,17 @@ async def test_the_configured_interval_is_the_shortest_and_an_outage_keeps_the_l
 
 
 async def test_a_spent_monthly_budget_waits_for_the_new_month_then_polls_at_once():
-    clock = SteppedClock(turns=2)
-    now = datetime(2024, 11, 30, 23, 0, tzinfo=UTC)
-    spent = CallBudgetSpent("budget spent", renews_at=now + timedelta(hours=1), now=now)
+    clock = SteppedClock(turns=3)
+    now = datetime(2024, 11, 30, 23, 59, tzinfo=UTC)
+    spent = CallBudgetSpent("budget spent", renews_at=now + timedelta(minutes=1), now=now)
     poll = Poll(clock, spent)
     p, monitor = poller(clock, poll, Lock())
+    p.upstream = reporter = Reporter()
     p.pace = Pace(7200.0)  # the new month's pace: no poll's start to count it from
     await run(p)
-    assert clock.naps == [3600.0, 30.0]
-    assert poll.calls == 2  # the refused one, then one as the month renews
+    assert clock.naps == [30.0] * 3
+    assert poll.calls == 2  # the refused one at 100, then one as the month renews at 160
+    assert reporter.statuses == ["budget_spent", "budget_spent", "ok"]
     assert [c[0] for c in monitor.cycles] == ["budget_spent", "ok"]
 
 
