@@ -35,7 +35,7 @@ class Poll:
     async def __call__(self) -> PollResult:
         self.calls += 1
         self.clock.now += self.cost
-        outcome = self.outcomes.pop(0) if self.outcomes else PollResult(1, 1)
+        outcome = self.outcomes.pop(0) if self.outcomes else PollResult(1, 1, 1)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -86,7 +86,7 @@ async def run(p: PollSchedule) -> None:
 
 async def test_polls_every_interval_minus_the_cycle_and_survives_failures():
     clock = SteppedClock(turns=4)
-    poll = Poll(clock, UpstreamError("down"), RuntimeError("bug"), PollResult(2, 1), cost=4.0)
+    poll = Poll(clock, UpstreamError("down"), RuntimeError("bug"), PollResult(2, 1, 1), cost=4.0)
     lock = Lock()
     p, monitor = poller(clock, poll, lock)
     await run(p)
