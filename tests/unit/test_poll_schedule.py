@@ -235,8 +235,8 @@ class Reporter:
 async def test_each_cycle_reports_how_it_fared_upstream_and_a_database_outage_nothing():
     clock = SteppedClock(turns=7)
     outcomes = (
-        PollResult(2, 2),
-        PollResult(2, 1),  # partial: CoinGecko answered
+        PollResult(2, 2, 2),
+        PollResult(2, 1, 1),  # partial: CoinGecko answered
         UpstreamRateLimited("slow down", retry_after=1.0),
         UpstreamError("down"),
         StorageUnavailable(),  # not upstream's: nothing to tell
