@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from application.list_coins import FindCandidates
 from application.resolve_ticker import ResolveTicker
 from domain.errors import CryptoAlreadyTracked, InvalidInput, UnknownCoin, UpstreamError
-from domain.model import CoinMatch, Crypto, Ticker
+from domain.model import CoinMatch, Crypto, Quote, Ticker
 from domain.ports import Clock, CryptoRepository, PriceSource
+from domain.rules import PriceMoment
 
 MAX_COIN_ID_LENGTH = 255  # the stored column's; CoinGecko's ids are far shorter
 
@@ -30,10 +31,10 @@ class AddCrypto:
             match = await self.resolve(symbol)
         else:
             match = await self._chosen(symbol, coin_id)
-        price = match.price
-        if price is None:
-            price = (await self.source.prices([match.ref.coin_id])).get(match.ref.coin_id)
-        if price is None:
+        quote = None if match.price is None else Quote(match.price, match.at)
+        if quote is None:
+            quote = (await self.source.prices([match.ref.coin_id])).get(match.ref.coin_id)
+        if quote is None:
             raise UpstreamError(
                 f"CoinGecko has no usable price for {symbol} ({match.ref.coin_id}) right now; "
                 "nothing was stored, try again later"
@@ -42,8 +43,8 @@ class AddCrypto:
             symbol=symbol,
             coin_id=match.ref.coin_id,
             name=match.ref.name,
-            current_price=price,
-            last_updated=self.clock(),
+            current_price=quote.price,
+            last_updated=PriceMoment(quote.at, self.clock()).moment(),
         )
         return await self.cryptos.add(crypto)
 
@@ -59,4 +60,6 @@ class AddCrypto:
                 f"(GET /coins?symbol={symbol} lists those it has)"
             )
         # a cached list's price may be minutes old: then a fresh one is asked for
-        return CoinMatch(ref=coin.ref, price=coin.current_price if found.fresh else None)
+        if not found.fresh:
+            return CoinMatch(ref=coin.ref, price=None)
+        return CoinMatch(ref=coin.ref, price=coin.current_price, at=coin.price_at)

@@ -127,9 +127,10 @@ class PollSchedule:
             outcome, upstream = "partial" if result.skipped else "ok", "ok"
             tracked = result.tracked
             log.info(
-                "poll: %d of %d cryptos updated in %.2f s",
+                "poll: %d of %d cryptos updated (%d had nothing newer) in %.2f s",
                 result.updated,
                 result.tracked,
+                result.priced - result.updated,
                 self.monotonic() - started,
             )
         self.monitor.cycle_finished(outcome, self.monotonic() - started, tracked)

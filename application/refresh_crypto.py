@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from domain.errors import CryptoNotFound, UpstreamError
 from domain.model import Crypto, PriceUpdate, Ticker
 from domain.ports import Clock, CryptoRepository, PriceSource
+from domain.rules import OnlyNewerPricesAreRecorded, PriceMoment
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,13 +22,20 @@ class RefreshCrypto:
         crypto = await self.cryptos.get(symbol)
         if crypto is None or crypto.id is None:
             raise CryptoNotFound(symbol)
-        price = (await self.source.prices([crypto.coin_id])).get(crypto.coin_id)
-        if price is None:
+        quote = (await self.source.prices([crypto.coin_id])).get(crypto.coin_id)
+        if quote is None:
             raise UpstreamError(
                 f"CoinGecko has no usable price for {symbol} ({crypto.coin_id}) right now; "
                 "the stored price is unchanged"
             )
-        update = PriceUpdate(crypto_id=crypto.id, price=price, at=self.clock())
-        if crypto.id not in await self.cryptos.record_prices([update], keep=self.history_limit):
-            raise CryptoNotFound(symbol)  # deleted while we asked CoinGecko
-        return replace(crypto, current_price=price, last_updated=update.at)
+        at = PriceMoment(quote.at, self.clock()).moment()
+        if OnlyNewerPricesAreRecorded(crypto.last_updated, at).is_broken():
+            return crypto  # nothing newer than what is stored: nothing to write
+        update = PriceUpdate(crypto_id=crypto.id, price=quote.price, at=at)
+        if crypto.id in await self.cryptos.record_prices([update], keep=self.history_limit):
+            return replace(crypto, current_price=quote.price, last_updated=at)
+        # A newer price got in first (a poll), or the crypto was deleted meanwhile.
+        stored = await self.cryptos.get(symbol)
+        if stored is None:
+            raise CryptoNotFound(symbol)
+        return stored

@@ -28,7 +28,7 @@ from bench._support import (
     statement_label,
     table_sizes,
 )
-from domain.model import PriceUpdate
+from domain.model import PriceUpdate, Quote
 from infrastructure.clock import utc_now
 from infrastructure.coingecko.call_budget import CallBudget
 from infrastructure.coingecko.client import CoinGeckoClient
@@ -66,7 +66,7 @@ class TimedSource:
     async def find_coin(self, symbol: object) -> None:
         raise NotImplementedError("the poller never resolves tickers")
 
-    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, float]:
+    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, Quote]:
         started = time.perf_counter()
         try:
             return await self.client.prices(coin_ids, wait=wait)
@@ -119,6 +119,10 @@ async def run_cycles(
         async with tortoise_session(url):
             with counting_statements() as sent:
                 for cycle in range(WARMUP_CYCLES + MEASURED_CYCLES):
+                    # Every price moves each cycle, so every cycle records them all
+                    # (an unchanged price would store nothing).
+                    for coin in list(gecko.coins.values()):
+                        gecko.set_price(coin.id, coin.price + 0.01)
                     gecko.clear_requests()
                     sent.clear()
                     started = time.perf_counter()

@@ -31,7 +31,8 @@ import time
 import tracemalloc
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -147,7 +148,8 @@ async def commit_prices(database_url: str) -> float:
     updates = [PriceUpdate(crypto_id=i, price=200.0 + i * 0.5, at=now) for i in ids]
     async with tortoise_session(database_url):
         repository = TortoiseCryptoRepository()
-        await repository.record_prices(updates[:1], keep=100)  # opens the pool first
+        # Opens the pool first, a second before the batch: only newer prices are recorded.
+        await repository.record_prices([replace(updates[0], at=now - timedelta(seconds=1))], 100)
         started = time.perf_counter()
         updated = await repository.record_prices(updates, keep=100)
         committed = time.perf_counter()

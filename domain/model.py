@@ -120,21 +120,36 @@ class CoinRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """A price as CoinGecko gives it: the price, and CoinGecko's time of it (None when
+    the answer carried no usable one). ``domain.rules.PriceMoment`` turns it into the
+    moment the price is stored under."""
+
+    price: float
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class CoinMatch:
-    """The coin a ticker resolves to, with its current price when the answer carried one."""
+    """The coin a ticker resolves to, with its current price when the answer carried
+    one, and CoinGecko's time of that price when it carried one too."""
 
     ref: CoinRef
     price: float | None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CoinCandidate:
     """One of the coins CoinGecko lists under a ticker, for a person to choose from:
-    its market-cap rank (None: unranked) and its current price (None: no usable one)."""
+    its market-cap rank (None: unranked) and its current price (None: no usable one),
+    with CoinGecko's time of that price (``price_at``, when the answer carried one; not
+    cached: only a fresh answer's price is ever stored)."""
 
     ref: CoinRef
     market_cap_rank: int | None
     current_price: float | None
+    price_at: datetime | None = None
 
 
 def best_rank_first(candidates: Iterable[CoinCandidate]) -> list[CoinCandidate]:

@@ -18,6 +18,7 @@ from domain.model import (
     PricePoint,
     PriceStats,
     PriceUpdate,
+    Quote,
     Ticker,
     TrackedCoin,
     User,
@@ -47,7 +48,9 @@ class CryptoRepository(Protocol):
 
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
         """In one transaction: set each crypto's current price, add one history row
-        for each, and trim each one's history to its newest ``keep`` rows.
+        for each, and trim each one's history to its newest ``keep`` rows; only for
+        updates newer than the crypto's current price (``OnlyNewerPricesAreRecorded``),
+        and no change is announced when none is.
 
         Uses a constant number of statements whatever the number of updates. Updates
         for cryptos deleted meanwhile are skipped. Returns the ids that were updated.
@@ -123,8 +126,9 @@ class PriceSource(Protocol):
 
     async def find_coin(self, symbol: Ticker) -> CoinMatch | None:
         """The coin users mean by this ticker (the best market-cap rank among the
-        coins sharing it), with its current price when the answer carries a usable
-        one; None when no coin has this ticker. Raises UpstreamError."""
+        coins sharing it), with its current price and CoinGecko's time of it when the
+        answer carries usable ones; None when no coin has this ticker. Raises
+        UpstreamError."""
         ...
 
     async def coins_with_symbol(self, symbol: Ticker) -> list[CoinCandidate]:
@@ -132,11 +136,11 @@ class PriceSource(Protocol):
         unranked last; empty when none has it. Raises UpstreamError."""
         ...
 
-    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, float]:
-        """Current USD prices by coin id, batched. Ids missing from the answer or
-        with an unusable price are left out (and logged). ``wait`` lets the caller
-        wait out the rate limit (the poller does; requests fail fast). Raises
-        UpstreamError when no answer could be had."""
+    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, Quote]:
+        """Current USD prices, unrounded, with CoinGecko's time of each, by coin id,
+        batched. Ids missing from the answer or with an unusable price are left out
+        (and logged). ``wait`` lets the caller wait out the rate limit (the poller
+        does; requests fail fast). Raises UpstreamError when no answer could be had."""
         ...
 
 

@@ -12,19 +12,72 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from domain.model import PriceUpdate
 
 Moment = TypeVar("Moment", datetime, int)
 
+# Bitcoin's first block: no crypto had a price before it (CoinGecko's 0 is before it).
+EARLIEST_PRICE_TIME = datetime(2009, 1, 3, tzinfo=UTC)
+# How far CoinGecko's clock may run ahead of ours and still be believed: clocks drift.
+MAX_CLOCK_LEAD = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceMoment:
+    """A price is stored under CoinGecko's time of it (``last_updated_at``), to the
+    second: the same observation fetched twice is then one moment, and a price is
+    never said to be newer than it is. A missing or absurd time (before
+    EARLIEST_PRICE_TIME, or more than MAX_CLOCK_LEAD after our clock) gives way to the
+    time the price was fetched.
+
+    Fall back rather than refuse the price: the price is real (CoinGecko answered it
+    just now) and the fetch time is true of it (it was the price then), where refusing
+    would freeze the crypto for as long as CoinGecko's time stays wrong. A time far
+    ahead is not kept either: since only newer prices are recorded, it would shut out
+    every true price until our clock caught up. The cost, for such a coin only: one
+    point per fetch, as before CoinGecko's times were used."""
+
+    quoted_at: datetime | None
+    fetched_at: datetime
+
+    def is_believable(self) -> bool:
+        """Whether CoinGecko's time can stand."""
+        return (
+            self.quoted_at is not None
+            and EARLIEST_PRICE_TIME <= self.quoted_at <= self.fetched_at + MAX_CLOCK_LEAD
+        )
+
+    def moment(self) -> datetime:
+        """The moment to store the price under, to the second."""
+        chosen = self.quoted_at if self.is_believable() and self.quoted_at else self.fetched_at
+        return chosen.replace(microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class OnlyNewerPricesAreRecorded:
+    """A price is recorded (made current, with a history row) only when its moment is
+    later than the crypto's current price's. A poll or a refresh that brings what is
+    stored already (CoinGecko serves prices from a cache of about 60 s: the same price
+    with the same time) or something older stores nothing and announces nothing. As
+    the current price is always the newest row, no two history rows of a crypto share
+    a moment (rows stored before this rule may, and stay)."""
+
+    current_at: datetime
+    new_at: datetime
+
+    def is_broken(self) -> bool:
+        """Whether recording the new price would repeat or predate the current one."""
+        return self.new_at <= self.current_at
+
 
 @dataclass(frozen=True, slots=True)
 class CurrentPriceNeverMovesBack:
     """A crypto's current price is replaced only by a price of the same moment or a
-    later one: a batch that was slower to commit than a newer one still adds its
-    history row, but leaves the newer current price alone."""
+    later one. The database records only newer prices (OnlyNewerPricesAreRecorded);
+    a copy of it (the read model) still holds to this when changes reach it late."""
 
     current_at: datetime
     new_at: datetime

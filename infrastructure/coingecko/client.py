@@ -16,6 +16,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
@@ -25,6 +26,7 @@ from domain.model import (
     CoinCandidate,
     CoinMatch,
     CoinRef,
+    Quote,
     Ticker,
     best_rank_first,
     valid_price,
@@ -49,6 +51,9 @@ USER_AGENT = "crypto-price-server/0.1"
 REQUEST_MAX_WAIT = 2.0  # a request waits this long at most for a slot, then fails fast
 POLL_MAX_WAIT = 900.0  # wait=True (the poller) waits out a 429 pause and a full window
 MAX_LOGGED_IDS = 20
+# Every price call asks for the price unrounded: without it CoinGecko may round the
+# price of a coin worth fractions of a cent.
+PRECISION = "full"
 
 
 class _UrlTooLong(Exception):
@@ -62,6 +67,29 @@ def _ids_text(ids: Sequence[str]) -> str:
 
 def _chunks(ids: list[str], size: int) -> list[list[str]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def _unix_time(value: object) -> datetime | None:
+    """``last_updated_at`` of /simple/price (Unix seconds); None when it is no usable number
+    (whether the time is believable is ``domain.rules.PriceMoment``'s to say)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond what a datetime holds, or NaN
+        return None
+
+
+def _iso_time(value: object) -> datetime | None:
+    """``last_updated`` of /coins/markets (``2024-04-07T16:49:31.736Z``); None when it is
+    no ISO 8601 time. A time without an offset is read as UTC, as CoinGecko's are."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _rank(value: object) -> tuple[int, int]:
@@ -150,6 +178,7 @@ class CoinGeckoClient:
                 "symbols": wanted,
                 "include_tokens": "top",
                 "order": "market_cap_desc",
+                "precision": PRECISION,
             },
             max_wait=self._request_max_wait,
         )
@@ -158,8 +187,11 @@ class CoinGeckoClient:
             return None
         # the list comes ordered by market cap; the rank settles it should it hold several
         _, best = min(candidates, key=lambda pair: (_rank(pair[1].get("market_cap_rank")), pair[0]))
-        ref = self._ref(best)
-        return CoinMatch(ref=ref, price=valid_price(best.get("current_price")))
+        return CoinMatch(
+            ref=self._ref(best),
+            price=valid_price(best.get("current_price")),
+            at=_iso_time(best.get("last_updated")),
+        )
 
     async def coins_with_symbol(self, symbol: Ticker) -> list[CoinCandidate]:
         """Every coin of the ticker with its price, in one ``/coins/markets?symbols=...
@@ -173,6 +205,7 @@ class CoinGeckoClient:
                 "include_tokens": "all",
                 "order": "market_cap_desc",
                 "per_page": "250",
+                "precision": PRECISION,
             },
             max_wait=self._request_max_wait,
         )
@@ -181,12 +214,14 @@ class CoinGeckoClient:
                 ref=self._ref(entry),
                 market_cap_rank=_rank_or_none(entry.get("market_cap_rank")),
                 current_price=valid_price(entry.get("current_price")),
+                price_at=_iso_time(entry.get("last_updated")),
             )
             for _, entry in self._market_rows(path, symbol, data)
         )
 
-    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, float]:
-        """USD prices by coin id, ``batch_size`` ids a ``/simple/price`` call.
+    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, Quote]:
+        """USD prices and CoinGecko's times of them by coin id, ``batch_size`` ids a
+        ``/simple/price`` call.
 
         A 414 halves the batch (for this call and the ones after it). Ids missing
         from the answer or with an unusable price are logged and left out. When a
@@ -199,7 +234,7 @@ class CoinGeckoClient:
             return {}
         max_wait = self._poll_max_wait if wait else self._request_max_wait
         pending = deque(_chunks(ids, self.batch_size))
-        found: dict[str, float] = {}
+        found: dict[str, Quote] = {}
         failures: list[UpstreamError] = []
         answered = 0
         while pending:
@@ -279,17 +314,22 @@ class CoinGeckoClient:
 
     async def _price_batch(
         self, ids: list[str], max_wait: float, *, polling: bool
-    ) -> dict[str, float]:
+    ) -> dict[str, Quote]:
         path = "/simple/price"
         data = await self._get(
             path,
-            {"ids": ",".join(ids), "vs_currencies": "usd", "include_last_updated_at": "true"},
+            {
+                "ids": ",".join(ids),
+                "vs_currencies": "usd",
+                "include_last_updated_at": "true",
+                "precision": PRECISION,
+            },
             max_wait=max_wait,
             polling=polling,
         )
         if not isinstance(data, dict):
             raise self._unexpected(path, "an object keyed by coin id", data)
-        found: dict[str, float] = {}
+        found: dict[str, Quote] = {}
         missing: list[str] = []
         unusable: list[str] = []
         for coin_id in ids:
@@ -301,7 +341,7 @@ class CoinGeckoClient:
             if price is None:
                 unusable.append(f"{coin_id}={entry['usd']!r}")
             else:
-                found[coin_id] = price
+                found[coin_id] = Quote(price, _unix_time(entry.get("last_updated_at")))
         if missing:
             log.warning(
                 "CoinGecko sent no price for %d ids (skipped): %s", len(missing), _ids_text(missing)

@@ -79,21 +79,22 @@ SELECT id, {announce("removed", "id")} FROM gone
 # instead of deadlocking, and a concurrent DELETE waits for this transaction.
 _LOCK_CRYPTOS = "SELECT id FROM cryptos WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE"
 
-# domain.rules.CurrentPriceNeverMovesBack, in the WHERE: a batch that was slower to
-# commit than a newer one still adds its history row but leaves the price alone.
-_UPDATE_PRICES = """
-UPDATE cryptos AS c
-SET current_price = u.price, last_updated = u.at
-FROM unnest($1::int[], $2::float8[], $3::timestamptz[]) AS u(crypto_id, price, at)
-WHERE c.id = u.crypto_id AND c.last_updated <= u.at
-"""
-
-# The join skips cryptos deleted before this transaction locked them.
-_INSERT_HISTORY = """
+# domain.rules.OnlyNewerPricesAreRecorded, in the WHERE: a price no newer than the
+# current one (CoinGecko's cached observation fetched again, or a batch slower to
+# commit than a newer one) changes nothing and adds no row. The history row goes in
+# only for the cryptos updated, which the lock found still there; as the current
+# price is the newest row, no two rows of a crypto share a moment.
+_RECORD_NEWER = """
+WITH moved AS (
+    UPDATE cryptos AS c
+    SET current_price = u.price, last_updated = u.at
+    FROM unnest($1::int[], $2::float8[], $3::timestamptz[]) AS u(crypto_id, price, at)
+    WHERE c.id = u.crypto_id AND c.last_updated < u.at
+    RETURNING c.id, u.price, u.at
+)
 INSERT INTO price_history (crypto_id, price, ts)
-SELECT u.crypto_id, u.price, u.at
-FROM unnest($1::int[], $2::float8[], $3::timestamptz[]) AS u(crypto_id, price, at)
-JOIN cryptos AS c ON c.id = u.crypto_id
+SELECT id, price, at FROM moved
+RETURNING crypto_id, ts
 """
 
 # domain.rules.HistoryKeepsTheNewest: per crypto, everything older than its keep-th
@@ -189,14 +190,15 @@ class TortoiseCryptoRepository:
         return replace(crypto, id=rows[0]["crypto_id"])
 
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
-        """See ``CryptoRepository.record_prices``. At most five statements in one
-        transaction: lock the cryptos, update prices, insert history, trim history,
-        announce the change (``infrastructure.db.changes``).
+        """See ``CryptoRepository.record_prices``. At most four statements in one
+        transaction: lock the cryptos, update the prices and insert their history
+        rows, trim history, announce the change (``infrastructure.db.changes``); the
+        last two only when some price was newer.
 
         The rules of ``domain.rules``: several updates for one crypto collapse to its
-        latest (``latest_update_per_crypto``), the current price never moves back in
-        time (``CurrentPriceNeverMovesBack``), the history keeps its newest ``keep``
-        rows (``HistoryKeepsTheNewest``).
+        latest (``latest_update_per_crypto``), only prices newer than the current one
+        are recorded (``OnlyNewerPricesAreRecorded``), the history keeps its newest
+        ``keep`` rows (``HistoryKeepsTheNewest``).
         """
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
@@ -208,14 +210,16 @@ class TortoiseCryptoRepository:
         times = [u.at for u in batch]
         async with _transaction() as conn:
             locked = await conn.fetch(_LOCK_CRYPTOS, ids)
-            present = [row["id"] for row in locked]
-            if not present:
+            if not locked:
                 return set()
-            await conn.execute(_UPDATE_PRICES, ids, prices, times)
-            await conn.execute(_INSERT_HISTORY, ids, prices, times)
-            await conn.execute(_TRIM_HISTORY, present, keep)
-            await conn.execute(NOTIFY, prices_payload(present, min(times), keep))
-        return set(present)
+            recorded = await conn.fetch(_RECORD_NEWER, ids, prices, times)
+            if not recorded:
+                return set()  # nothing newer: nothing to trim, nothing to announce
+            moved = sorted(row["crypto_id"] for row in recorded)
+            await conn.execute(_TRIM_HISTORY, moved, keep)
+            since = min(row["ts"] for row in recorded)
+            await conn.execute(NOTIFY, prices_payload(moved, since, keep))
+        return set(moved)
 
     async def tracked_coins(self) -> list[TrackedCoin]:
         rows = await CryptoRecord.all().order_by("id").values_list("id", "coin_id")

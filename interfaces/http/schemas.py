@@ -138,7 +138,9 @@ class Crypto(Answer):
     symbol: Symbol
     name: str = Field(json_schema_extra={"example": "Bitcoin"})
     current_price: Price
-    last_updated: Timestamp
+    last_updated: Timestamp = Field(
+        description="CoinGecko's time of the current price (UTC, to the second)"
+    )
 
 
 class CryptoEnvelope(Answer):
@@ -171,7 +173,9 @@ class CoinList(Answer):
 
 class HistoryPoint(Answer):
     price: Price
-    timestamp: Timestamp
+    timestamp: Timestamp = Field(
+        description="CoinGecko's time of the price (UTC, to the second); one row per time"
+    )
 
 
 class History(Answer):

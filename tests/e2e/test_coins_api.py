@@ -5,7 +5,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.e2e.test_openapi import check_answer, document
-from tests.fakes.coingecko_server import Failure
+from tests.fakes.coingecko_server import UPDATED_AT, Failure
 from tests.support.redis_server import machine_redis_url
 
 pytestmark = pytest.mark.integration
@@ -146,6 +146,18 @@ async def test_add_tracks_the_chosen_coin_under_the_ticker(api):
     assert refreshed.json()["crypto"]["current_price"] == 7.55  # that coin, for good
     # the ticker still means its best-ranked coin for whoever names no coin
     assert (await add(api, {"symbol": "SOL"})).json()["crypto"]["name"] == "Solana"
+
+
+async def test_a_chosen_coin_carries_coingeckos_time_and_unrounded_price(api):
+    api.gecko.set_price("uniswap-wormhole", 7.390000012345, updated_at=UPDATED_AT + 45)
+    r = await add(api, {"symbol": "uni", "coin_id": "uniswap-wormhole"})
+    assert r.status_code == 201, r.text
+    crypto = r.json()["crypto"]
+    assert (crypto["current_price"], crypto["last_updated"]) == (
+        7.390000012345,
+        "2024-03-25T08:45:45Z",  # UPDATED_AT + 45 s
+    )
+    assert [c.query["precision"] for c in api.gecko.calls(MARKETS)] == ["full"]
 
 
 async def test_add_after_listing_asks_coingecko_the_price_not_the_list(api):

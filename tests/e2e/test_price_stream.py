@@ -128,6 +128,34 @@ async def test_the_stream_tells_adds_prices_and_removals_as_they_commit(
                 assert await events.next_event() == Event("removed", {"symbol": "ETH"})
 
 
+async def test_a_refresh_with_nothing_newer_answers_200_and_sends_no_event(
+    database_url, gecko, tmp_path
+):
+    async with server_with(database_url, gecko, tmp_path) as server:
+        auth = await server.register()
+        async with server.client() as api:
+            assert (
+                await api.post("/crypto", json={"symbol": "BTC"}, headers=auth)
+            ).status_code == 201
+            stored = (await api.get("/crypto/BTC", headers=auth)).json()
+            async with stream(server, auth) as events:
+                snapshot = await events.next_event()
+                assert snapshot is not None and snapshot.name == "snapshot"
+
+                # CoinGecko's price and time are those stored: nothing to record.
+                r = await api.put("/crypto/BTC/refresh", headers=auth)
+                assert (r.status_code, r.json()["crypto"]) == (200, stored)
+
+                gecko.set_price("bitcoin", 101.5)
+                r = await api.put("/crypto/BTC/refresh", headers=auth)
+                # The next event is this refresh's: the one before sent none.
+                price = await events.next_event()
+                assert price is not None and price.name == "price"
+                assert price.data["current_price"] == 101.5
+            history = (await api.get("/crypto/BTC/history", headers=auth)).json()["history"]
+            assert [p["price"] for p in history] == [stored["current_price"], 101.5]
+
+
 async def test_a_quiet_stream_sends_heartbeats_and_outlives_the_response_timeout(
     database_url, gecko, tmp_path
 ):

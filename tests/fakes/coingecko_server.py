@@ -11,6 +11,7 @@ In a test::
         fake.set_price("bitcoin", None)             # any JSON value, or ABSENT
         fake.fail(Failure.rate_limited(119), path="/simple/price", times=1)
         fake.max_url_length = 1500                  # 414 above this
+        fake.set_price("bitcoin", 70000.0)          # its last_updated_at moves to fake.clock()
         assert fake.calls("/simple/price")[0].query["ids"] == "bitcoin"
 
 Standalone, for black-box runs of the whole service::
@@ -23,6 +24,7 @@ and steer it over HTTP (outside the API prefix, never recorded, never failing)::
     curl -X POST localhost:8765/_fake/fail -d '{"kind": "rate_limited", "retry_after": 30}'
     curl -X DELETE localhost:8765/_fake/fail
     curl -X PUT localhost:8765/_fake/coins/bitcoin -d '{"price": null}'
+    curl -X PUT localhost:8765/_fake/coins/bitcoin -d '{"price": 1.5, "updated_at": 1711356400}'
     curl localhost:8765/_fake/requests
     curl -X POST localhost:8765/_fake/config -d '{"max_url_length": 2000, "plan": "demo"}'
     curl -X POST localhost:8765/_fake/reset
@@ -30,6 +32,13 @@ and steer it over HTTP (outside the API prefix, never recorded, never failing)::
 A failure's "kind" is rate_limited (retry_after), server_error (status), key_missing,
 malformed_json, hang (seconds) or json (status, payload); each takes "path", "times"
 and "after" as ``FakeCoinGecko.fail`` does.
+
+Times and precision, as CoinGecko has them: every coin carries the time CoinGecko last
+updated its price (``last_updated_at`` of /simple/price, ``last_updated`` of
+/coins/markets), which moves only when its price changes (CoinGecko serves prices from
+a cache of about 60 s: polls within it get the same price and the same time). Prices
+are rounded to ``DEFAULT_DECIMALS`` places unless the request asks for ``precision``
+(``full``, or 0 to 18 places), on /simple/price and /coins/markets alike.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -55,7 +65,12 @@ RATE_LIMIT_MESSAGE = (
 KEY_MISSING_MESSAGE = "API Key Missing. Please make sure you're using the right API key."
 WRONG_HOST_MESSAGE = "If you are using {} API key, please change your root URL from {} to {}"
 PUBLIC, PRO = "api.coingecko.com", "pro-api.coingecko.com"
-UPDATED_AT = 1711356300  # the last_updated_at every fake price carries
+UPDATED_AT = 1711356300  # the last_updated_at of every price until it changes
+# CoinGecko's documentation does not say how it rounds without ``precision``; its
+# documented answers show up to 10 decimals (67187.3358936566), so the stand-in rounds
+# to 10 places: what takes the digits of a coin worth fractions of a cent.
+DEFAULT_DECIMALS = 10
+MAX_PRECISION = 18
 
 
 class _Absent:
@@ -75,6 +90,7 @@ class FakeCoin:
     price: Any = 1.0  # what /simple/price sends as "usd": any JSON value, or ABSENT
     market_cap: float | None = None  # /coins/markets orders by this, largest first
     market_cap_rank: int | None = None
+    updated_at: int = UPDATED_AT  # when CoinGecko last updated the price, Unix seconds
 
 
 def default_coins() -> list[FakeCoin]:
@@ -236,6 +252,7 @@ class FakeCoinGecko:
         self.max_url_length: int | None = None
         self.plan: Plan = "public"
         self.api_key: str | None = None
+        self.clock: Callable[[], float] = time.time  # when set_price says a price changed
         self._rules: list[_Rule] = []
         self._runner: web.AppRunner | None = None
         self._released: asyncio.Event | None = None
@@ -259,9 +276,21 @@ class FakeCoinGecko:
     def remove_coin(self, coin_id: str) -> None:
         del self.coins[coin_id]
 
-    def set_price(self, coin_id: str, price: Any) -> None:
-        """Any JSON value (None, "abc", -1 ...) or ABSENT to leave the coin out."""
-        self.coins[coin_id].price = price
+    def set_price(self, coin_id: str, price: Any, *, updated_at: int | None = None) -> None:
+        """Any JSON value (None, "abc", -1 ...) or ABSENT to leave the coin out. Its
+        time (``last_updated_at``) becomes ``updated_at`` when given (any int: 0, the
+        far future ...), else moves on to ``clock()`` if the price changed."""
+        coin = self.coins[coin_id]
+        if updated_at is not None:
+            coin.updated_at = updated_at
+        elif price != coin.price or type(price) is not type(coin.price):
+            coin.updated_at = self._next_update(coin)
+        coin.price = price
+
+    def _next_update(self, coin: FakeCoin) -> int:
+        """Now on ``clock()``, to the second as CoinGecko's times are, and always later
+        than the coin's last time: two changes within one second are two moments."""
+        return max(int(self.clock()), coin.updated_at + 1)
 
     def fail(
         self,
@@ -441,8 +470,8 @@ class FakeCoinGecko:
             ]
         )
 
-    def _market_entry(self, coin: FakeCoin) -> dict[str, Any]:
-        price = None if coin.price is ABSENT else coin.price
+    def _market_entry(self, coin: FakeCoin, decimals: int | None) -> dict[str, Any]:
+        price = None if coin.price is ABSENT else _rounded(coin.price, decimals)
         return {
             "id": coin.id,
             "symbol": coin.symbol,
@@ -456,9 +485,7 @@ class FakeCoinGecko:
             "low_24h": price,
             "price_change_24h": 0.0,
             "price_change_percentage_24h": 0.0,
-            "last_updated": datetime.fromtimestamp(UPDATED_AT, UTC)
-            .isoformat()
-            .replace("+00:00", ".000Z"),
+            "last_updated": _iso_millis(coin.updated_at),
         }
 
     async def _coins_markets(self, request: web.Request) -> web.Response:
@@ -489,7 +516,10 @@ class FakeCoinGecko:
         if query.get("order", "market_cap_desc") == "market_cap_asc":
             coins.reverse()
         start = (page - 1) * per_page
-        return web.json_response([self._market_entry(c) for c in coins[start : start + per_page]])
+        decimals = _decimals(query)
+        return web.json_response(
+            [self._market_entry(c, decimals) for c in coins[start : start + per_page]]
+        )
 
     async def _coin(self, request: web.Request) -> web.Response:
         coin = self.coins.get(request.match_info["coin_id"])
@@ -526,6 +556,7 @@ class FakeCoinGecko:
                 )
             keyed = [(c.symbol, c) for c in self._by_symbols(symbols, include)]
         answer: dict[str, dict[str, Any]] = {}
+        decimals = _decimals(query)
         for key, coin in keyed:
             if coin.price is ABSENT:
                 continue
@@ -533,7 +564,7 @@ class FakeCoinGecko:
             for currency in currencies:
                 if currency != "usd":
                     continue
-                entry["usd"] = coin.price
+                entry["usd"] = _rounded(coin.price, decimals)
                 if query.get("include_market_cap") == "true":
                     entry["usd_market_cap"] = coin.market_cap
                 if query.get("include_24hr_vol") == "true":
@@ -541,7 +572,7 @@ class FakeCoinGecko:
                 if query.get("include_24hr_change") == "true":
                     entry["usd_24h_change"] = 0.0
             if query.get("include_last_updated_at") == "true":
-                entry["last_updated_at"] = UPDATED_AT
+                entry["last_updated_at"] = coin.updated_at
             answer[key] = entry
         return web.json_response(answer)
 
@@ -622,11 +653,15 @@ class FakeCoinGecko:
         fields = {
             k: v
             for k, v in data.items()
-            if k in ("symbol", "name", "price", "market_cap", "market_cap_rank")
+            if k in ("symbol", "name", "market_cap", "market_cap_rank")
         }
-        if data.get("absent"):
-            fields["price"] = ABSENT
         self.coins[coin_id] = replace(current, **fields)
+        if "price" in data or data.get("absent") or "updated_at" in data:
+            price = ABSENT if data.get("absent") else data.get("price", current.price)
+            updated_at = data.get("updated_at")
+            self.set_price(
+                coin_id, price, updated_at=None if updated_at is None else int(updated_at)
+            )
         coin = asdict(self.coins[coin_id])
         coin["price"] = None if coin["price"] is ABSENT else coin["price"]
         return web.json_response(coin)
@@ -645,6 +680,31 @@ class FakeCoinGecko:
 
     async def _control_requests(self, request: web.Request) -> web.Response:
         return web.json_response([r.as_json() for r in self.requests])
+
+
+def _decimals(query: Mapping[str, str]) -> int | None:
+    """The decimals a request asks prices in: None for ``precision=full``, 0 to 18 as
+    asked, DEFAULT_DECIMALS without (or with a value CoinGecko would not take)."""
+    precision = query.get("precision", "").strip().lower()
+    if precision == "full":
+        return None
+    if precision.isdigit() and int(precision) <= MAX_PRECISION:
+        return int(precision)
+    return DEFAULT_DECIMALS
+
+
+def _rounded(price: Any, decimals: int | None) -> Any:
+    """A numeric price rounded to ``decimals`` places (None: as it is); any other JSON
+    value as it is."""
+    if decimals is None or isinstance(price, bool) or not isinstance(price, int | float):
+        return price
+    return round(price, decimals)
+
+
+def _iso_millis(unix_seconds: int) -> str:
+    """``2024-04-07T16:49:31.000Z``, as /coins/markets writes ``last_updated``."""
+    moment = datetime.fromtimestamp(unix_seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _serve_forever(host: str, port: int) -> None:

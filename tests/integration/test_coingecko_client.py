@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 
 from domain.errors import UpstreamError, UpstreamRateLimited
-from domain.model import CoinRef, Ticker
+from domain.model import CoinRef, Quote, Ticker
 from infrastructure.coingecko import CallBudget, CoinGeckoClient, CoinGeckoUnreachable
 from infrastructure.settings import Settings
-from tests.fakes.coingecko_server import ABSENT, Failure, FakeCoin, FakeCoinGecko
+from tests.fakes.coingecko_server import ABSENT, UPDATED_AT, Failure, FakeCoin, FakeCoinGecko
 from tests.support.clock import ManualClock
 from tests.support.limits_clock import follow
 from tests.support.ports import refusing_port
@@ -76,6 +78,11 @@ def add_coins(fake: FakeCoinGecko, count: int) -> list[str]:
     return ids
 
 
+def usd(quotes: dict[str, Quote]) -> dict[str, float]:
+    """The prices of ``prices()``'s quotes, without their times."""
+    return {coin_id: quote.price for coin_id, quote in quotes.items()}
+
+
 def sent_ids(fake: FakeCoinGecko) -> list[list[str]]:
     return [call.query["ids"].split(",") for call in fake.calls(PRICES)]
 
@@ -103,6 +110,7 @@ async def test_a_ticker_shared_by_several_coins_resolves_to_the_famous_one(
     assert call.query["symbols"] == ticker.lower()
     assert call.query["include_tokens"] == "top"
     assert call.query["vs_currency"] == "usd"
+    assert call.query["precision"] == "full"
 
 
 async def test_the_famous_coin_wins_even_when_the_answer_lists_every_coin_of_the_symbol(
@@ -149,24 +157,60 @@ async def test_find_coin_refuses_an_answer_that_is_not_a_list(fake, client):
 
 async def test_prices_asks_once_for_distinct_ids(fake, client):
     prices = await client.prices(["bitcoin", "ethereum", "bitcoin", "ethereum"])
-    assert prices == {"bitcoin": 67187.3358936566, "ethereum": 3421.1}
+    assert usd(prices) == {"bitcoin": 67187.3358936566, "ethereum": 3421.1}
     [call] = fake.calls(PRICES)
     assert call.query == {
         "ids": "bitcoin,ethereum",
         "vs_currencies": "usd",
         "include_last_updated_at": "true",
+        "precision": "full",
     }
 
 
+async def test_prices_come_with_coingeckos_times_which_move_only_with_the_price(fake, client):
+    first = await client.prices(["bitcoin"])
+    assert first == {"bitcoin": Quote(67187.3358936566, datetime.fromtimestamp(UPDATED_AT, UTC))}
+    fake.set_price("ethereum", 3421.1)  # the same price: the same time
+    fake.set_price("bitcoin", 67190.0, updated_at=UPDATED_AT + 45)
+    again = await client.prices(["bitcoin", "ethereum"])
+    assert again["bitcoin"].at == datetime.fromtimestamp(UPDATED_AT + 45, UTC)
+    assert again["ethereum"].at == datetime.fromtimestamp(UPDATED_AT, UTC)
+
+
+@pytest.mark.parametrize("sent", [None, "soon", True, 1e300, float("nan")])
+async def test_a_price_with_no_usable_time_comes_without_one(fake, client, sent):
+    entry: dict = {"usd": 5.5} if sent is None else {"usd": 5.5, "last_updated_at": sent}
+    fake.fail(Failure(200, json.dumps({"bitcoin": entry}).encode()), path=PRICES)
+    assert await client.prices(["bitcoin"]) == {"bitcoin": Quote(5.5, None)}
+
+
+async def test_a_sub_cent_price_is_asked_and_kept_whole(fake, client):
+    fake.add_coin(FakeCoin("tiny", "tiny", "Tiny", price=0.000012345678912, market_cap=1.0))
+    # Without precision=full, CoinGecko rounds it (the stand-in as it does).
+    async with aiohttp.ClientSession() as session:
+        params = {"ids": "tiny", "vs_currencies": "usd"}
+        async with session.get(fake.base_url + PRICES, params=params) as response:
+            assert (await response.json())["tiny"]["usd"] == 0.0000123457
+    assert usd(await client.prices(["tiny"])) == {"tiny": 0.000012345678912}
+    match = await client.find_coin(Ticker("TINY"))
+    assert match is not None and match.price == 0.000012345678912
+
+
+async def test_a_resolved_coin_comes_with_coingeckos_time_of_its_price(fake, client):
+    fake.set_price("bitcoin", 67190.0, updated_at=UPDATED_AT + 45)
+    match = await client.find_coin(Ticker("BTC"))
+    assert match is not None and match.at == datetime.fromtimestamp(UPDATED_AT + 45, UTC)
+
+
 async def test_no_ids_no_call(fake, client):
-    assert await client.prices([]) == {}
+    assert usd(await client.prices([])) == {}
     assert fake.requests == []
 
 
 async def test_prices_come_in_batches_of_100(fake, client):
     ids = add_coins(fake, 250)
     prices = await client.prices(ids)
-    assert prices == {coin_id: n + 1.5 for n, coin_id in enumerate(ids)}
+    assert usd(prices) == {coin_id: n + 1.5 for n, coin_id in enumerate(ids)}
     batches = sent_ids(fake)
     assert [len(batch) for batch in batches] == [100, 100, 50]
     assert [i for batch in batches for i in batch] == ids
@@ -203,7 +247,7 @@ async def test_missing_null_and_unusable_prices_are_skipped_and_logged(fake, cli
     ids += ["nan-coin", "no-such-coin"]
     with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
         prices = await client.prices(ids)
-    assert prices == {"bitcoin": 67187.3358936566}
+    assert usd(prices) == {"bitcoin": 67187.3358936566}
     logged = caplog.text
     for coin_id in ids[1:]:
         assert coin_id in logged
@@ -217,7 +261,7 @@ async def test_absurd_prices_are_skipped_and_logged_like_missing_ones(fake, clie
     with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
         prices = await client.prices(["bitcoin", "ethereum"])
         match = await client.find_coin(Ticker("ETH"))
-    assert prices == {"bitcoin": 67187.3358936566}
+    assert usd(prices) == {"bitcoin": 67187.3358936566}
     assert "unusable prices (skipped): ethereum=" in caplog.text
     assert match is not None and match.price is None
 
@@ -305,7 +349,7 @@ async def test_the_poller_waits_out_a_429_while_requests_fail_fast(fake, make_cl
     with pytest.raises(UpstreamRateLimited, match="retry in 1 s"):
         await client.prices(["bitcoin"], wait=False)
     assert clock.sleeps == []
-    assert await client.prices(["bitcoin"], wait=True) == {"bitcoin": 67187.3358936566}
+    assert usd(await client.prices(["bitcoin"], wait=True)) == {"bitcoin": 67187.3358936566}
     assert clock.sleeps == [1]  # the poller waited out the Retry-After
     assert len(fake.calls(PRICES)) == 2
 
@@ -396,7 +440,7 @@ async def test_a_hang_costs_about_the_timeout(fake, make_client):
 async def test_a_slow_answer_within_the_timeout_is_fine(fake, make_client):
     client = make_client(timeout_seconds=2)
     fake.fail(Failure.hang(0.2), times=1)
-    assert await client.prices(["solana"]) == {"solana": 172.45}
+    assert usd(await client.prices(["solana"])) == {"solana": 172.45}
 
 
 async def test_a_refused_connection_is_an_upstream_error(make_client):
@@ -419,7 +463,7 @@ async def test_the_key_goes_in_the_header_of_its_plan_never_in_the_query(
 ):
     fake.plan, fake.api_key = plan, "CG-secret"
     client = make_client(plan=plan, api_key="CG-secret")
-    assert await client.prices(["bitcoin"]) == {"bitcoin": 67187.3358936566}
+    assert usd(await client.prices(["bitcoin"])) == {"bitcoin": 67187.3358936566}
     assert (await client.find_coin(Ticker("ETH"))) is not None
     for call in fake.requests:
         assert call.headers[header] == "CG-secret"
@@ -461,7 +505,7 @@ async def test_from_settings_uses_the_plan_key_and_timeout(fake, limiter):
     )
     client = CoinGeckoClient.from_settings(settings, limiter)
     try:
-        assert await client.prices(["bitcoin"]) == {"bitcoin": 67187.3358936566}
+        assert usd(await client.prices(["bitcoin"])) == {"bitcoin": 67187.3358936566}
         assert fake.requests[0].headers["x-cg-pro-api-key"] == "CG-pro"
         fake.fail(Failure.hang())
         with pytest.raises(CoinGeckoUnreachable, match=r"within 0\.4 s"):

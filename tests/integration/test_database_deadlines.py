@@ -85,14 +85,14 @@ async def test_the_poller_gets_a_longer_deadline_than_requests(database_url: str
 
     async def slow_cycle() -> PollResult:
         await one("SELECT 1 FROM pg_sleep(1)")  # twice a request's deadline
-        return PollResult(tracked=0, updated=0)
+        return PollResult(tracked=0, updated=0, priced=0)
 
     wiring = replace(wiring, services=replace(wiring.services, poll_cycle=slow_cycle))
     try:
         async with database(wiring):
             with pytest.raises(StorageUnavailable):
                 await slow_cycle()
-            assert await wiring.poll_schedule().poll() == PollResult(tracked=0, updated=0)
+            assert await wiring.poll_schedule().poll() == PollResult(tracked=0, updated=0, priced=0)
     finally:
         await wiring.close()
 

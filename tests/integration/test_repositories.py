@@ -158,7 +158,7 @@ async def add_cryptos(count: int) -> None:
     )
 
 
-async def test_record_prices_uses_the_same_five_statements_for_1_or_500_cryptos(
+async def test_record_prices_uses_the_same_four_statements_for_1_or_500_cryptos(
     repo: TortoiseCryptoRepository, sent_sql: list[str]
 ) -> None:
     await add_cryptos(500)
@@ -174,7 +174,7 @@ async def test_record_prices_uses_the_same_five_statements_for_1_or_500_cryptos(
     many = list(sent_sql)
 
     assert updated == {c.crypto_id for c in coins}
-    assert len(one) == len(many) == 5, many
+    assert len(one) == len(many) == 4, many
     per_crypto = await rows(
         "SELECT crypto_id, count(*) AS n, max(price) AS top FROM price_history GROUP BY crypto_id"
     )
@@ -183,6 +183,31 @@ async def test_record_prices_uses_the_same_five_statements_for_1_or_500_cryptos(
     assert all(r["top"] == 1000.0 + r["crypto_id"] for r in per_crypto)
     prices = await rows("SELECT id, current_price FROM cryptos")
     assert all(r["current_price"] == 1000.0 + r["id"] for r in prices)
+
+
+async def test_a_batch_with_nothing_newer_writes_and_announces_nothing(
+    repo: TortoiseCryptoRepository, sent_sql: list[str]
+) -> None:
+    btc = await track(repo, "BTC", 100.0)  # at T0
+    await repo.record_prices([PriceUpdate(btc, 101.0, at(30))], KEEP)
+
+    sent_sql.clear()
+    assert await repo.record_prices([PriceUpdate(btc, 101.0, at(30))], KEEP) == set()
+
+    assert len(sent_sql) == 2, sent_sql  # the lock and the conditional update: no trim, no NOTIFY
+    assert not any("pg_notify" in q for q in sent_sql), sent_sql
+    assert await history_rows(btc) == [(100.0, T0), (101.0, at(30))]
+
+
+async def test_rows_that_share_a_moment_from_before_stay_as_they_are(
+    repo: TortoiseCryptoRepository,
+) -> None:
+    btc = await track(repo, "BTC", 100.0)
+    await rows("INSERT INTO price_history (crypto_id, price, ts) VALUES ($1, 100.0, $2)", btc, T0)
+
+    assert await repo.record_prices([PriceUpdate(btc, 101.0, at(1))], KEEP) == {btc}
+
+    assert await history_rows(btc) == [(100.0, T0), (100.0, T0), (101.0, at(1))]
 
 
 async def test_the_trim_walks_only_each_cryptos_index_entries(

@@ -150,23 +150,38 @@ async def test_a_new_price_becomes_current_and_joins_the_history(store: Store) -
     assert eth not in await record(store)
 
 
-async def test_a_price_never_moves_back_in_time(store: Store) -> None:
+async def test_an_older_price_stores_nothing(store: Store) -> None:
     btc = await track(store, "BTC", 100.0)
     await record(store, PriceUpdate(btc, 120.0, at(20)))
 
-    # A slower batch with an older price: history, but not the current price.
-    assert await record(store, PriceUpdate(btc, 110.0, at(10))) == {btc}
+    # A slower batch with an older price: neither the current price nor history.
+    assert await record(store, PriceUpdate(btc, 110.0, at(10))) == set()
 
     assert await current(store) == (120.0, at(20))
-    assert await history(store) == [(100.0, T0), (110.0, at(10)), (120.0, at(20))]
+    assert await history(store) == [(100.0, T0), (120.0, at(20))]
 
 
-async def test_a_price_of_the_same_moment_replaces_the_current_one(store: Store) -> None:
+async def test_a_price_of_the_same_moment_stores_nothing(store: Store) -> None:
+    # No two history rows of a crypto share a moment: CoinGecko's time is the same,
+    # so it is the same observation, whatever the price says.
     btc = await track(store, "BTC", 100.0)
-    await record(store, PriceUpdate(btc, 101.0, T0))
+    assert await record(store, PriceUpdate(btc, 101.0, T0)) == set()
 
-    assert await current(store) == (101.0, T0)
-    assert await history(store) == [(100.0, T0), (101.0, T0)]  # in the order they came
+    assert await current(store) == (100.0, T0)
+    assert await history(store) == [(100.0, T0)]
+
+
+async def test_the_same_observation_polled_four_times_is_one_point(store: Store) -> None:
+    btc = await track(store, "BTC", 100.0)
+    eth = await track(store, "ETH", 10.0)
+    recorded = [
+        await record(store, PriceUpdate(btc, 101.0, at(30)), PriceUpdate(eth, 10.0, T0))
+        for _ in range(4)
+    ]
+
+    assert recorded == [{btc}, set(), set(), set()]
+    assert await history(store) == [(100.0, T0), (101.0, at(30))]
+    assert await history(store, ETH) == [(10.0, T0)]
 
 
 async def test_several_updates_for_one_crypto_in_one_batch_keep_the_latest(store: Store) -> None:
@@ -194,19 +209,20 @@ async def test_history_is_trimmed_to_the_newest_keep_rows_by_time(store: Store) 
         await record(store, PriceUpdate(btc, float(second), at(second)), keep=3)
     assert await history(store) == [(10.0, at(10)), (20.0, at(20)), (30.0, at(30))]
 
-    # A late price older than all that is kept is the one trimmed.
-    await record(store, PriceUpdate(btc, 5.0, at(5)), keep=3)
+    # A late price older than all that is kept stores nothing.
+    assert await record(store, PriceUpdate(btc, 5.0, at(5)), keep=3) == set()
     assert await history(store) == [(10.0, at(10)), (20.0, at(20)), (30.0, at(30))]
     assert await current(store) == (30.0, at(30))
 
 
-async def test_quick_updates_in_one_second_keep_the_last_ones(store: Store) -> None:
+async def test_updates_in_one_second_keep_the_first_of_it(store: Store) -> None:
     btc = await track(store, "BTC", 1.0)
-    for price in range(2, 9):
-        assert await record(store, PriceUpdate(btc, float(price), T0), keep=5) == {btc}
+    assert await record(store, PriceUpdate(btc, 2.0, at(1)), keep=5) == {btc}
+    for price in range(3, 9):
+        assert await record(store, PriceUpdate(btc, float(price), at(1)), keep=5) == set()
 
-    assert [price for price, _ in await history(store)] == [4.0, 5.0, 6.0, 7.0, 8.0]
-    assert await current(store) == (8.0, T0)
+    assert await history(store) == [(1.0, T0), (2.0, at(1))]
+    assert await current(store) == (2.0, at(1))
 
 
 async def test_trimming_touches_only_the_cryptos_in_the_batch(store: Store) -> None:
@@ -251,7 +267,7 @@ async def test_keep_and_limit_below_one_are_refused(store: Store) -> None:
 
 async def test_history_is_the_newest_rows_oldest_first(store: Store) -> None:
     btc = await track(store, "BTC", 1.0)
-    for second in (9, 3, 7, 1, 5):  # out of time order
+    for second in (1, 3, 5, 7, 9):
         await record(store, PriceUpdate(btc, 1.0 + second, at(second)))
 
     assert await store.cryptos.history(BTC, 3) == [
@@ -268,7 +284,7 @@ async def test_history_is_the_newest_rows_oldest_first(store: Store) -> None:
 
 async def test_stats_follow_the_timestamps(store: Store) -> None:
     btc = await track(store, "BTC", 10.0)
-    for price, second in ((40.0, 30), (30.0, 10), (20.0, 20)):  # out of time order
+    for price, second in ((30.0, 10), (20.0, 20), (40.0, 30)):  # not in order of price
         await record(store, PriceUpdate(btc, price, at(second)))
 
     stats = await store.cryptos.stats(BTC, KEEP)
@@ -284,7 +300,7 @@ async def test_stats_follow_the_timestamps(store: Store) -> None:
 
 async def test_stats_cover_the_newest_limit_rows_of_the_history(store: Store) -> None:
     btc = await track(store, "BTC", 10.0)
-    for price, second in ((40.0, 30), (30.0, 10), (20.0, 20)):
+    for price, second in ((30.0, 10), (20.0, 20), (40.0, 30)):
         await record(store, PriceUpdate(btc, price, at(second)))
 
     stats = await store.cryptos.stats(BTC, 2)

@@ -15,11 +15,16 @@ from domain.model import (
     PricePoint,
     PriceStats,
     PriceUpdate,
+    Quote,
     Ticker,
     TrackedCoin,
     User,
 )
-from domain.rules import CurrentPriceNeverMovesBack, HistoryKeepsTheNewest, latest_update_per_crypto
+from domain.rules import (
+    HistoryKeepsTheNewest,
+    OnlyNewerPricesAreRecorded,
+    latest_update_per_crypto,
+)
 
 
 class FakeClock:
@@ -75,12 +80,11 @@ class InMemoryCryptoRepository:
         done = set()
         for u in latest_update_per_crypto(updates):
             crypto = by_id.get(u.crypto_id)
-            if crypto is None:
+            if crypto is None or OnlyNewerPricesAreRecorded(crypto.last_updated, u.at).is_broken():
                 continue
-            if not CurrentPriceNeverMovesBack(crypto.last_updated, u.at).is_broken():
-                self.rows[crypto.symbol.value] = replace(
-                    crypto, current_price=u.price, last_updated=u.at
-                )
+            self.rows[crypto.symbol.value] = replace(
+                crypto, current_price=u.price, last_updated=u.at
+            )
             rows = [*self.history_rows[u.crypto_id], self._row(u.price, u.at)]
             rows.sort(key=lambda r: rule.order(r.point.timestamp, r.row_id))
             del rows[: rule.surplus(len(rows))]
@@ -137,10 +141,11 @@ class InMemoryUserRepository:
 
 @dataclass
 class FakePriceSource:
-    """Coins by ticker; prices by coin id. ``fail`` makes every call raise."""
+    """Coins by ticker; prices (with CoinGecko's times of them) by coin id. ``fail``
+    makes every call raise."""
 
     coins: dict[str, CoinMatch] = field(default_factory=dict)
-    quotes: dict[str, float] = field(default_factory=dict)
+    quotes: dict[str, Quote] = field(default_factory=dict)
     fail: UpstreamError | None = None
     find_calls: list[str] = field(default_factory=list)
     price_calls: list[tuple[list[str], bool]] = field(default_factory=list)
@@ -153,13 +158,18 @@ class FakePriceSource:
             raise self.fail
         return list(self.candidates.get(symbol.value, []))
 
+    def quote(self, coin_id: str, price: float, at: datetime | None = None) -> None:
+        """The price CoinGecko answers for ``coin_id`` from now on; without ``at``, it
+        sends no time (the fetch time stands in)."""
+        self.quotes[coin_id] = Quote(price, at)
+
     async def find_coin(self, symbol: Ticker) -> CoinMatch | None:
         self.find_calls.append(symbol.value)
         if self.fail:
             raise self.fail
         return self.coins.get(symbol.value)
 
-    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, float]:
+    async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, Quote]:
         self.price_calls.append((list(coin_ids), wait))
         if self.fail:
             raise self.fail

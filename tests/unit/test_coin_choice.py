@@ -1,12 +1,15 @@
 """Choosing the coin behind a shared ticker: ListCoins and AddCrypto's coin_id."""
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 
 from application.add_crypto import AddCrypto
 from application.list_coins import FindCandidates, ListCoins
 from application.resolve_ticker import ResolveTicker
 from domain.errors import InvalidInput, InvalidTicker, UnknownCoin
-from domain.model import CoinCandidate, CoinMatch, CoinRef, Ticker, best_rank_first
+from domain.model import CoinCandidate, CoinMatch, CoinRef, Quote, Ticker, best_rank_first
 from tests.unit.fakes import DictTickerCache, FakeClock, FakePriceSource, InMemoryCryptoRepository
 
 UNISWAP = CoinCandidate(CoinRef("uniswap", "Uniswap"), 22, 7.42)
@@ -20,7 +23,7 @@ def world():
         repo = InMemoryCryptoRepository()
         source = FakePriceSource(
             coins={"UNI": CoinMatch(UNISWAP.ref, 7.42)},
-            quotes={"uniswap-wormhole": 7.5, "unicorn-token": 0.00005},
+            quotes={"uniswap-wormhole": Quote(7.5, None), "unicorn-token": Quote(0.00005, None)},
             candidates={"UNI": [UNISWAP, WORMHOLE, UNICORN]},
         )
         cache = DictTickerCache()
@@ -69,6 +72,13 @@ async def test_add_a_chosen_coin_with_the_price_of_the_fresh_list(world):
     assert world.source.price_calls == []
     assert world.source.find_calls == []  # the best-ranked coin is not looked up
     assert "UNI" not in world.cache.refs  # nor cached as what UNI means
+
+
+async def test_a_chosen_coin_is_stamped_with_coingeckos_time_of_its_price(world):
+    told = datetime(2024, 1, 1, 11, 59, 31, 736000, tzinfo=UTC)  # before the fake clock's now
+    world.source.candidates["UNI"] = [UNISWAP, replace(WORMHOLE, price_at=told)]
+    crypto = await world.add("UNI", "uniswap-wormhole")
+    assert crypto.last_updated == datetime(2024, 1, 1, 11, 59, 31, tzinfo=UTC)
 
 
 async def test_add_a_chosen_coin_from_a_cached_list_asks_a_fresh_price(world):

@@ -9,9 +9,12 @@ import pytest
 
 from domain.model import PriceUpdate
 from domain.rules import (
+    MAX_CLOCK_LEAD,
     CurrentPriceNeverMovesBack,
     HistoryKeepsTheNewest,
     MonthlyBudgetLastsTheMonth,
+    OnlyNewerPricesAreRecorded,
+    PriceMoment,
     latest_update_per_crypto,
     month_start,
     next_month_start,
@@ -113,3 +116,34 @@ def test_when_only_the_reserve_is_left_the_poller_waits_for_the_new_month():
 def test_a_monthly_budget_is_at_least_one_call():
     with pytest.raises(ValueError, match="budget"):
         pace(budget=0)
+
+
+def test_only_a_price_newer_than_the_current_one_is_recorded():
+    assert OnlyNewerPricesAreRecorded(at(10), at(9)).is_broken()
+    assert OnlyNewerPricesAreRecorded(at(10), at(10)).is_broken()  # the same observation again
+    assert not OnlyNewerPricesAreRecorded(at(10), at(11)).is_broken()
+
+
+def test_a_price_is_stored_under_coingeckos_time_of_it_to_the_second():
+    quoted = at(-40) + timedelta(milliseconds=736)
+    assert PriceMoment(quoted, fetched_at=at(0)).moment() == at(-40)
+
+
+def test_coingeckos_clock_may_run_a_little_ahead_of_ours():
+    assert PriceMoment(at(0) + MAX_CLOCK_LEAD, fetched_at=at(0)).moment() == at(0) + MAX_CLOCK_LEAD
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        None,  # CoinGecko sent no usable time
+        datetime(1970, 1, 1, tzinfo=UTC),  # last_updated_at 0
+        datetime(2009, 1, 2, 23, 59, 59, tzinfo=UTC),  # before any crypto had a price
+        at(0) + MAX_CLOCK_LEAD + timedelta(seconds=1),  # it would shut out the true prices
+        datetime(9999, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_a_missing_or_absurd_time_gives_way_to_the_fetch_time(quoted):
+    moment = PriceMoment(quoted, fetched_at=at(0))
+    assert not moment.is_believable()
+    assert moment.moment() == at(0)

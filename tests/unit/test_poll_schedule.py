@@ -35,7 +35,7 @@ class Poll:
     async def __call__(self) -> PollResult:
         self.calls += 1
         self.clock.now += self.cost
-        outcome = self.outcomes.pop(0) if self.outcomes else PollResult(1, 1)
+        outcome = self.outcomes.pop(0) if self.outcomes else PollResult(1, 1, 1)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -86,7 +86,7 @@ async def run(p: PollSchedule) -> None:
 
 async def test_polls_every_interval_minus_the_cycle_and_survives_failures():
     clock = SteppedClock(turns=4)
-    poll = Poll(clock, UpstreamError("down"), RuntimeError("bug"), PollResult(2, 1), cost=4.0)
+    poll = Poll(clock, UpstreamError("down"), RuntimeError("bug"), PollResult(2, 1, 1), cost=4.0)
     lock = Lock()
     p, monitor = poller(clock, poll, lock)
     await run(p)
@@ -235,8 +235,8 @@ class Reporter:
 async def test_each_cycle_reports_how_it_fared_upstream_and_a_database_outage_nothing():
     clock = SteppedClock(turns=7)
     outcomes = (
-        PollResult(2, 2),
-        PollResult(2, 1),  # partial: CoinGecko answered
+        PollResult(2, 2, 2),
+        PollResult(2, 1, 1),  # partial: CoinGecko answered
         UpstreamRateLimited("slow down", retry_after=1.0),
         UpstreamError("down"),
         StorageUnavailable(),  # not upstream's: nothing to tell

@@ -1,3 +1,5 @@
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -26,7 +28,7 @@ from domain.errors import (
     UpstreamError,
     UsernameTaken,
 )
-from domain.model import CoinMatch, CoinRef, Ticker
+from domain.model import CoinMatch, CoinRef, Crypto, Quote, Ticker
 from tests.unit.fakes import (
     CountingTokens,
     DictTickerCache,
@@ -38,6 +40,22 @@ from tests.unit.fakes import (
     RecordingThrottle,
 )
 
+
+@dataclass
+class _Stale:
+    """The repository, whose first ``get`` answers ``first`` (read before a poll committed)."""
+
+    repo: InMemoryCryptoRepository
+    first: Crypto | None
+
+    async def get(self, symbol: Ticker) -> Crypto | None:
+        first, self.first = self.first, None
+        return first or await self.repo.get(symbol)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.repo, name)
+
+
 BITCOIN = CoinMatch(CoinRef("bitcoin", "Bitcoin"), 45000.5)
 ETHEREUM = CoinMatch(CoinRef("ethereum", "Ethereum"), 3000.0)
 
@@ -47,7 +65,8 @@ def world():
     class World:
         repo = InMemoryCryptoRepository()
         source = FakePriceSource(
-            coins={"BTC": BITCOIN, "ETH": ETHEREUM}, quotes={"bitcoin": 46000.0, "ethereum": 3100.0}
+            coins={"BTC": BITCOIN, "ETH": ETHEREUM},
+            quotes={"bitcoin": Quote(46000.0, None), "ethereum": Quote(3100.0, None)},
         )
         cache = DictTickerCache()
         clock = FakeClock()
@@ -137,7 +156,7 @@ async def test_get_list_delete(world):
 async def test_refresh_updates_price_and_trims_history(world):
     await world.add("BTC")
     for price in (1.0, 2.0, 3.0, 4.0):
-        world.source.quotes["bitcoin"] = price
+        world.source.quote("bitcoin", price)
         crypto = await world.refresh("btc")
         assert crypto.current_price == price
     _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC")
@@ -171,7 +190,7 @@ async def test_stats_and_history_not_found(world):
 
 async def test_stats(world):
     await world.add("BTC")  # 45000.5
-    world.source.quotes["bitcoin"] = 50000.0
+    world.source.quote("bitcoin", 50000.0)
     await world.refresh("BTC")
     symbol, stats = await PriceStatistics(world.repo, 100)("btc")
     assert symbol == Ticker("BTC")
@@ -183,7 +202,7 @@ async def test_stats(world):
 async def test_stats_cover_the_history_the_history_route_shows(world):
     await world.add("BTC")  # 45000.5
     for price in (50000.0, 40000.0):
-        world.source.quotes["bitcoin"] = price
+        world.source.quote("bitcoin", price)
         await world.refresh("BTC")
     _, stats = await PriceStatistics(world.repo, 2)("BTC")
     assert (stats.records_count, stats.min_price, stats.max_price) == (2, 40000, 50000)
@@ -220,6 +239,45 @@ async def test_poll_upstream_failure_propagates_and_changes_nothing(world):
     with pytest.raises(UpstreamError):
         await world.poll()
     assert (await world.repo.get(Ticker("BTC"))).current_price == 45000.5
+
+
+async def test_prices_are_stamped_with_coingeckos_times(world):
+    told = datetime(2024, 1, 1, 11, 59, 20, 736000, tzinfo=UTC)  # before the fake clock's now
+    world.source.coins["BTC"] = CoinMatch(BITCOIN.ref, 45000.5, told)
+    assert (await world.add("BTC")).last_updated == told.replace(microsecond=0)
+    world.source.quote("bitcoin", 45001.0, told + timedelta(seconds=30))
+    await world.poll()
+    world.source.quote("bitcoin", 45002.0, told + timedelta(seconds=60))
+    assert (await world.refresh("BTC")).last_updated == datetime(2024, 1, 1, 12, 0, 20, tzinfo=UTC)
+    _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC")
+    assert [p.timestamp.second for p in points] == [20, 50, 20]
+
+
+async def test_polls_that_bring_the_same_observation_store_it_once(world):
+    await world.add("BTC")
+    world.source.quote("bitcoin", 46000.0, datetime(2024, 1, 1, 12, 0, 30, tzinfo=UTC))
+    results = [await world.poll() for _ in range(4)]
+    assert [(r.updated, r.priced, r.skipped) for r in results] == [(1, 1, 0)] + [(0, 1, 0)] * 3
+    _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC")
+    assert [p.price for p in points] == [45000.5, 46000.0]
+
+
+async def test_a_refresh_with_nothing_newer_answers_the_stored_crypto_and_writes_nothing(world):
+    await world.add("BTC")
+    world.source.quote("bitcoin", 46000.0, datetime(2024, 1, 1, 12, 0, 30, tzinfo=UTC))
+    refreshed = await world.refresh("BTC")
+    world.repo.record_calls = 0
+    assert await world.refresh("BTC") == refreshed
+    assert world.repo.record_calls == 0
+
+
+async def test_a_refresh_beaten_by_a_newer_poll_answers_what_is_stored(world):
+    stored = await world.add("BTC")
+    newer = replace(stored, current_price=47000.0, last_updated=datetime(2030, 1, 1, tzinfo=UTC))
+    world.repo.rows["BTC"] = newer  # a poll committed while the refresh asked CoinGecko
+    world.source.quote("bitcoin", 46000.0, datetime(2024, 1, 1, 12, 0, 30, tzinfo=UTC))
+    refresh = RefreshCrypto(_Stale(world.repo, stored), world.source, world.clock, 3)
+    assert await refresh("BTC") == newer
 
 
 @pytest.fixture

@@ -133,12 +133,13 @@ async def get_crypto(request: Request, symbol: str) -> HTTPResponse:
 @bp.put("/<symbol:str>/refresh")
 @secured
 @symbol_in_path
-@answers(200, CryptoEnvelope, "refreshed")
+@answers(200, CryptoEnvelope, "refreshed, or as stored when CoinGecko has nothing newer")
 @retry_after(500, required=False)
 @retry_after(503, required=False)
 @fails(404, UPSTREAM_FAILED, UNAVAILABLE_OR_SPENT)
 async def refresh_crypto(request: Request, symbol: str) -> HTTPResponse:
-    """Fetch a fresh price now and add it to the history."""
+    """Fetch CoinGecko's price now and add it to the history when it is newer than the
+    stored one (by CoinGecko's time of it); otherwise answer the stored crypto, unchanged."""
     crypto = await services(request).refresh_crypto(symbol)
     log_change(request, "refreshed", crypto.symbol)
     return json({"crypto": crypto_json(crypto)})
