@@ -42,6 +42,9 @@ def test_env(database_url: str, gecko_url: str, redis_url: str | None) -> dict[s
         "BCRYPT_ROUNDS": "4",
         "PRICE_POLLER_ENABLED": "false",
         "REDIS_KEY_PREFIX": f"cps-test-{uuid.uuid4().hex[:10]}:",
+        # Generous: a loaded machine's PostgreSQL stalling past the 2 s default must not
+        # look like an outage to a test that is not about one (those set their own).
+        "DATABASE_TIMEOUT_SECONDS": "10",
     }
     if redis_url:
         env["REDIS_URL"] = redis_url

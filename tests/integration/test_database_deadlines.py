@@ -26,13 +26,15 @@ from tests.e2e.conftest import JWT_SECRET
 
 pytestmark = pytest.mark.integration
 
-DEADLINE = 0.5
+# Well above what a loaded machine takes to open a connection and answer SELECT 1, well
+# below the statements that must run out of it.
+DEADLINE = 2.0
 WITHIN = 5.0  # generous: the point is "about the deadline", not "forever"
 
 
 @pytest.fixture
 async def one_connection_pool(database_url: str) -> AsyncIterator[str]:
-    """Tortoise on the test database with a pool of one connection and a 0.5 s deadline."""
+    """Tortoise on the test database with a pool of one connection and a DEADLINE."""
     await Tortoise.init(config=tortoise_config(f"{database_url}?maxsize=1", DEADLINE))
     try:
         yield database_url
@@ -58,7 +60,7 @@ async def test_a_statement_past_the_deadline_is_unavailable_and_the_pool_serves_
 
 async def test_waiting_for_a_pooled_connection_is_bounded_too(one_connection_pool: str) -> None:
     with database_deadline(30):  # this one may take its time...
-        busy = asyncio.create_task(one("SELECT 1 FROM pg_sleep(3)"))
+        busy = asyncio.create_task(one(f"SELECT 1 FROM pg_sleep({3 * DEADLINE})"))
         await asyncio.sleep(0.2)
     started = time.monotonic()
     with pytest.raises(StorageUnavailable):
@@ -84,7 +86,7 @@ async def test_the_poller_gets_a_longer_deadline_than_requests(database_url: str
     )
 
     async def slow_cycle() -> PollResult:
-        await one("SELECT 1 FROM pg_sleep(1)")  # twice a request's deadline
+        await one(f"SELECT 1 FROM pg_sleep({2 * DEADLINE})")  # twice a request's deadline
         return PollResult(tracked=0, updated=0, priced=0)
 
     wiring = replace(wiring, services=replace(wiring.services, poll_cycle=slow_cycle))
