@@ -24,6 +24,7 @@ from tests.e2e.conftest import forget_keys
 from tests.e2e.conftest import test_env as base_env
 from tests.e2e.test_openapi import check_answer
 from tests.fakes.coingecko_server import FakeCoinGecko
+from tests.support.clock import SetClock
 from tests.support.database import insert_cryptos, truncate_tables
 from tests.support.live_server import serve
 from tests.support.redis_server import machine_redis_url
@@ -34,17 +35,9 @@ NOVEMBER_END = datetime(2024, 11, 30, 23, 0, tzinfo=UTC)  # an hour before it re
 WITHIN = 30.0  # seconds: a generous bound for what the poller does every second
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @asynccontextmanager
 async def budget_api(
-    database_url: str, gecko: FakeCoinGecko, clock: Clock, calls: int
+    database_url: str, gecko: FakeCoinGecko, clock: SetClock, calls: int
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An app with a budget of ``calls`` a month, on ``clock``; its client carries a
     bearer token. The database is left as it is (a restart keeps the count)."""
@@ -82,7 +75,7 @@ async def database(database_url: str) -> AsyncIterator[str]:
 
 
 async def test_a_spent_budget_refuses_adds_and_refreshes_without_a_call(database, gecko):
-    clock = Clock(NOVEMBER_END)
+    clock = SetClock(NOVEMBER_END)
     async with budget_api(database, gecko, clock, calls=3) as client:
         assert (await client.post("/crypto", json={"symbol": "BTC"})).status_code == 201
         assert (await client.post("/crypto", json={"symbol": "ETH"})).status_code == 201
@@ -121,7 +114,7 @@ async def test_a_spent_budget_refuses_adds_and_refreshes_without_a_call(database
 
 
 async def test_a_new_app_on_the_same_database_keeps_the_count(database, gecko):
-    clock = Clock(NOVEMBER_END)
+    clock = SetClock(NOVEMBER_END)
     async with budget_api(database, gecko, clock, calls=100) as client:
         assert (await client.post("/crypto", json={"symbol": "BTC"})).status_code == 201
         assert (await client.put("/crypto/BTC/refresh")).status_code == 200

@@ -22,6 +22,7 @@ from interfaces.http.app import create_app
 from tests.e2e import conftest
 from tests.e2e.test_price_stream import STREAM, Stream
 from tests.fakes.coingecko_server import Failure
+from tests.support.clock import SetClock
 from tests.support.database import truncate_tables
 from tests.support.live_server import serve
 from tests.support.metrics import Scrape
@@ -32,16 +33,6 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = datetime(2024, 1, 1, 12, 3, 0, tzinfo=UTC)
 T2 = datetime(2024, 1, 1, 12, 7, 30, tzinfo=UTC)
-
-
-class SetClock:
-    """The time is what the test last set."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 @asynccontextmanager
@@ -110,7 +101,7 @@ async def test_every_replica_s_streams_hear_rate_limited_then_ok_with_their_sinc
                     "since": "2024-01-01T12:00:00Z",
                 }
 
-            clock.at = T1
+            clock.now = T1
             gecko.fail(Failure.rate_limited(1), path="/simple/price")
             for events in streams:
                 assert await next_upstream(events) == {
@@ -118,7 +109,7 @@ async def test_every_replica_s_streams_hear_rate_limited_then_ok_with_their_sinc
                     "since": "2024-01-01T12:03:00Z",
                 }
 
-            clock.at = T2
+            clock.now = T2
             gecko.clear_failures()
             for events in streams:
                 # Repeated 429s told nothing new: the next event is the recovery.
@@ -145,12 +136,12 @@ async def test_price_age_is_the_oldest_current_price_s_age_and_nan_with_none(dat
         assert math.isnan(await price_age(client))
         auth = await token(client)
         for symbol, at in (("BTC", T0), ("ETH", T1)):
-            clock.at = at
+            clock.now = at
             r = await client.post("/crypto", json={"symbol": symbol}, headers=auth)
             assert r.status_code == 201, r.text
         assert_age(*await timed_age(client), oldest=T0)  # BTC's
 
-        clock.at = T2
+        clock.now = T2
         assert (await client.put("/crypto/BTC/refresh", headers=auth)).status_code == 200
         assert_age(*await timed_age(client), oldest=T1)  # now ETH's
 

@@ -18,24 +18,17 @@ from infrastructure.db.repositories import TortoiseCryptoRepository
 from infrastructure.metrics import exposition
 from infrastructure.settings import Settings
 from tests.fakes.coingecko_server import FakeCoinGecko
+from tests.support.clock import SetClock
 from tests.support.cryptos import crypto
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 LATE_NOVEMBER = datetime(2024, 11, 30, 23, 59, 50, tzinfo=UTC)
 
 
 async def test_the_count_is_shared_and_restarts_with_the_calendar_month(db):
-    clock = Clock(LATE_NOVEMBER)
+    clock = SetClock(LATE_NOVEMBER)
     one, other = PostgresMonthlyCalls(10, clock), PostgresMonthlyCalls(10, clock)
     for _ in range(3):
         await one.take(polling=True)
@@ -50,7 +43,7 @@ async def test_the_count_is_shared_and_restarts_with_the_calendar_month(db):
 
 
 async def test_polls_leave_the_reserve_and_a_spent_budget_names_when_it_renews(db):
-    clock = Clock(LATE_NOVEMBER)
+    clock = SetClock(LATE_NOVEMBER)
     month = PostgresMonthlyCalls(10, clock)
     for _ in range(9):  # the poll share: all but 10% (one call)
         await month.take(polling=True)
@@ -66,7 +59,7 @@ async def test_polls_leave_the_reserve_and_a_spent_budget_names_when_it_renews(d
 
 
 async def test_racing_callers_never_pass_the_budget(db):
-    month = PostgresMonthlyCalls(25, Clock(LATE_NOVEMBER))
+    month = PostgresMonthlyCalls(25, SetClock(LATE_NOVEMBER))
 
     async def take() -> bool:
         try:
@@ -82,7 +75,7 @@ async def test_racing_callers_never_pass_the_budget(db):
 async def test_the_interval_in_effect_recomputes_across_the_month_boundary(db):
     cryptos = TortoiseCryptoRepository()
     await cryptos.add(crypto("BTC"))
-    clock = Clock(datetime(2024, 11, 16, tzinfo=UTC))  # 15 days left
+    clock = SetClock(datetime(2024, 11, 16, tzinfo=UTC))  # 15 days left
     month = PostgresMonthlyCalls(100, clock)
     pace = PollPace(month, cryptos, clock, floor=30.0, batch_size=lambda: 100)
     for _ in range(60):
@@ -99,7 +92,7 @@ async def test_the_interval_in_effect_recomputes_across_the_month_boundary(db):
 
 
 async def test_the_client_counts_every_call_and_its_polls_leave_the_reserve(db):
-    month = PostgresMonthlyCalls(10, Clock(LATE_NOVEMBER))
+    month = PostgresMonthlyCalls(10, SetClock(LATE_NOVEMBER))
     async with FakeCoinGecko() as fake:
         client = CoinGeckoClient(fake.base_url, limiter=CallBudget(10_000), month=month)
         try:
@@ -119,7 +112,7 @@ async def test_the_client_counts_every_call_and_its_polls_leave_the_reserve(db):
 
 async def test_the_wired_poller_paces_itself_by_the_monthly_budget(db):
     await TortoiseCryptoRepository().add(crypto("BTC"))
-    clock = Clock(datetime(2024, 11, 1, tzinfo=UTC))
+    clock = SetClock(datetime(2024, 11, 1, tzinfo=UTC))
     env = {
         "DATABASE_URL": db,
         "JWT_SECRET": "j" * 32,

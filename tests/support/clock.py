@@ -5,6 +5,9 @@ components that take a ``clock`` (and a ``sleep``): it moves only when a test
 advances it or when the code under test sleeps on it, so a 5 s pause costs no real
 time and never ends early or late on a loaded machine.
 
+``SetClock`` stands in for ``utc_now``: a datetime that moves only when a test sets or
+moves its ``now``.
+
 ``HeldSleep`` is a sleep that does not return until the test releases it, for
 tests that act while the code under test is asleep.
 
@@ -18,6 +21,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -41,6 +45,16 @@ class ManualClock:
         self.sleeps.append(seconds)
         self.now += seconds
         await asyncio.sleep(0)
+
+
+class SetClock:
+    """The time is the ``now`` the test last set."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 class HeldSleep:

@@ -10,16 +10,9 @@ from domain.events import UPSTREAM_STATUSES, UpstreamChanged, UpstreamState
 from infrastructure.db.changes import parse, upstream_payload
 from infrastructure.db.upstream import AnnouncedUpstream
 from interfaces.http.presenters import event_json
+from tests.support.clock import SetClock
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = T0
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 async def test_since_stays_while_the_status_does_and_moves_when_it_changes():
@@ -28,11 +21,11 @@ async def test_since_stays_while_the_status_does_and_moves_when_it_changes():
     async def notify(payload: str) -> None:
         sent.append(payload)
 
-    clock = Clock()
+    clock = SetClock(T0)
     reporter = AnnouncedUpstream(notify, clock)
     cycles = ((0, "ok"), (1, "ok"), (2, "rate_limited"), (3, "rate_limited"), (4, "ok"))
     for minutes, status in cycles:
-        clock.at = T0 + timedelta(minutes=minutes)
+        clock.now = T0 + timedelta(minutes=minutes)
         await reporter.report(status)
     told = [(c.status, c.since.minute) for c in map(parse, sent)]
     # Told after every cycle (a replica that started meanwhile learns it), changed or not.
@@ -46,14 +39,14 @@ async def test_a_new_leader_carries_on_the_since_its_process_heard():
         sent.append(payload)
 
     heard = UpstreamState("rate_limited", T0)
-    clock = Clock()
-    clock.at = T0 + timedelta(minutes=5)
+    clock = SetClock(T0)
+    clock.now = T0 + timedelta(minutes=5)
     reporter = AnnouncedUpstream(notify, clock, lambda: heard)
     await reporter.report("rate_limited")
     await reporter.report("ok")
     assert [(c.status, c.since) for c in map(parse, sent)] == [
         ("rate_limited", T0),
-        ("ok", clock.at),
+        ("ok", clock.now),
     ]
 
 
@@ -61,7 +54,7 @@ async def test_a_failed_announcement_is_not_raised():
     async def notify(payload: str) -> None:
         raise ConnectionError("database down")
 
-    await AnnouncedUpstream(notify, Clock()).report("failing")
+    await AnnouncedUpstream(notify, SetClock(T0)).report("failing")
 
 
 @pytest.mark.parametrize("status", UPSTREAM_STATUSES)
