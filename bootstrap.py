@@ -228,11 +228,14 @@ def build_services(
     tokens = CachingTokenService(JwtTokenService(settings.jwt_secret, settings.jwt_expires_seconds))
     keep = settings.history_limit
     candidates = FindCandidates(cache, source)
+    currencies = settings.currencies
     return Services(
         register_user=RegisterUser(users, hasher, tokens, open=settings.registration_open),
         login_user=LoginUser(users, hasher, tokens, login_throttle),
         list_cryptos=ListCryptos(cryptos),
-        add_crypto=AddCrypto(cryptos, ResolveTicker(cache, source), candidates, source, clock),
+        add_crypto=AddCrypto(
+            cryptos, ResolveTicker(cache, source), candidates, source, clock, currencies
+        ),
         list_coins=ListCoins(candidates),
         get_crypto=GetCrypto(cryptos),
         refresh_crypto=RefreshCrypto(cryptos, source, clock, keep),
