@@ -48,9 +48,9 @@ class CryptoRepository(Protocol):
 
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
         """In one transaction: set each crypto's current prices, add one history row
-        for each (its prices in every currency), and trim each one's history to its newest ``keep`` rows; only for
-        updates newer than the crypto's current price (``OnlyNewerPricesAreRecorded``),
-        and no change is announced when none is.
+        for each (its prices in every currency), and trim each one's history to its
+        newest ``keep`` rows; only for updates newer than the crypto's current price
+        (``OnlyNewerPricesAreRecorded``), and no change is announced when none is.
 
         Uses a constant number of statements whatever the number of updates. Updates
         for cryptos deleted meanwhile are skipped. Returns the ids that were updated.
@@ -144,8 +144,9 @@ class PriceSource(Protocol):
         """Current prices in every quote currency, asked in the same call, unrounded,
         with CoinGecko's time of each, by coin id, batched. A currency with an unusable
         price is left out of a coin's quote; ids missing from the answer or with no
-        usable price at all are left out (and logged). ``wait`` lets the caller wait out the rate limit (the poller
-        does; requests fail fast). Raises UpstreamError when no answer could be had."""
+        usable price at all are left out (and logged). ``wait`` lets the caller wait
+        out the rate limit (the poller does; requests fail fast). Raises UpstreamError
+        when no answer could be had."""
         ...
 
     async def supported_currencies(self) -> set[str]:
