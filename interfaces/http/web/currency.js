@@ -49,7 +49,6 @@ export function showPrice(node, value) {
   } else {
     node.removeAttribute("title");
   }
-  else node.removeAttribute("title");
 }
 
 // Who hears that the person chose another currency (after it is in effect).
