@@ -41,8 +41,8 @@ def row(page: Page, symbol: str):
 async def update(site: Site, auth: dict[str, str], prices: tuple[float, float, float]) -> None:
     """CoinGecko's prices of the coin change, and someone else refreshes it: the server
     stores them."""
-    usd, eur, btc = prices
-    site.gecko.set_price(COIN, {"usd": usd, "eur": eur, "btc": btc})
+    for currency, price in zip(("usd", "eur", "btc"), prices, strict=True):
+        site.gecko.set_price(COIN, price, currency=currency)
     async with site.client() as client:
         r = await client.put(f"/crypto/{SYMBOL}/refresh", headers=auth)
     assert r.status_code == 200, r.text
@@ -90,6 +90,14 @@ async def test_eur_and_btc_prices_in_the_list_history_and_stats_and_the_choice_i
     seeded = row(page, SEEDED[0]).locator(".price")
     await expect(seeded).to_have_text("—")
     await expect(seeded).to_have_attribute("title", re.compile("^No price in EUR yet"))
+
+    # The coins of a shared ticker, to choose from, in eur too.
+    await page.fill("#ticker", "uni")
+    await page.get_by_role("button", name="Add", exact=True).click()
+    coins = (await site.get(auth, "/coins?symbol=UNI&currency=eur"))["coins"]
+    first = page.locator("#coin-choices label").first
+    await expect(first).to_contain_text(f"€{coins[0]['current_price']:,.2f}")
+    await page.fill("#ticker", "")
 
     await row(page, SYMBOL).get_by_role("link", name=f"Price history of {SYMBOL}").click()
     history = (await site.get(auth, f"/crypto/{SYMBOL}/history?currency=eur"))["history"]
