@@ -240,7 +240,8 @@ async function addBody() {
   }
   hideChoices();
   if (!symbol) return { symbol }; // the server says what is wrong with it
-  const { coins } = await api("GET", currency.priced(`/coins?symbol=${encodeURIComponent(symbol)}`));
+  const path = `/coins?symbol=${encodeURIComponent(symbol)}`;
+  const { coins } = await api("GET", currency.priced(path));
   if (coins.length === 1) return { symbol };
   if (coins.length === 0) {
     say(ui.addMessage, `CoinGecko lists no coin with the ticker ${symbol}.`, "error");
@@ -257,6 +258,7 @@ ui.ticker.addEventListener("input", () => {
 ui.addForm.addEventListener("submit", (event) => {
   event.preventDefault();
   act(event.submitter, ui.addMessage, async () => {
+    await currency.ready(); // the prices asked for are in a currency the server quotes
     const body = await addBody();
     if (!body) return;
     const { crypto } = await api("POST", currency.priced("/crypto"), body);
@@ -271,6 +273,7 @@ ui.addForm.addEventListener("submit", (event) => {
 });
 
 async function refreshCrypto(symbol) {
+  await currency.ready();
   const { crypto } = await api("PUT", currency.priced(cryptoPath(symbol, "/refresh")));
   put(crypto);
   say(null, `${crypto.symbol} is now ${currency.price(crypto.current_price)}.`);
