@@ -226,7 +226,7 @@ async def in_process(database_url: str, secret: str) -> Parts:
         repository = TortoiseCryptoRepository()
         await repository.get(ticker)
         orm_get_us = await per_read_us(lambda: repository.get(ticker))
-        orm_history_us = await per_read_us(lambda: repository.history(ticker, 100))
+        orm_history_us = await per_read_us(lambda: repository.history(ticker, 100, "usd"))
 
     async def no_sync(payload: str) -> None:
         return None
@@ -237,9 +237,9 @@ async def in_process(database_url: str, secret: str) -> Parts:
         await went_live(model, within=60)
         store = model.store
         memory_get_us = per_call_us(lambda: store.get(ticker))
-        memory_history_us = per_call_us(lambda: store.history(ticker, 100))
+        memory_history_us = per_call_us(lambda: store.history(ticker, 100, "usd"))
         crypto = store.get(ticker)
-        points = store.history(ticker, 100)
+        points = store.history(ticker, 100, "usd")
         cryptos = store.list()
     finally:
         await model.stop()
