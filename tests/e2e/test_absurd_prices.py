@@ -65,8 +65,8 @@ async def test_stats_leave_out_absurd_rows_stored_before_the_rule(api, database_
             (ABSURD, 4),
         ]:
             await conn.execute(
-                "INSERT INTO price_history (crypto_id, price, ts) "
-                "SELECT id, $1, now() + make_interval(hours => $2) "
+                "INSERT INTO price_history (crypto_id, prices, ts) "
+                "SELECT id, jsonb_build_object('usd', $1::float8), now() + make_interval(hours => $2) "
                 "FROM cryptos WHERE symbol = 'BTC'",
                 price,
                 hours,
