@@ -66,7 +66,8 @@ async def test_stats_leave_out_absurd_rows_stored_before_the_rule(api, database_
         ]:
             await conn.execute(
                 "INSERT INTO price_history (crypto_id, prices, ts) "
-                "SELECT id, jsonb_build_object('usd', $1::float8), now() + make_interval(hours => $2) "
+                "SELECT id, jsonb_build_object('usd', $1::float8), "
+                "now() + make_interval(hours => $2) "
                 "FROM cryptos WHERE symbol = 'BTC'",
                 price,
                 hours,
