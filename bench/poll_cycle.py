@@ -52,7 +52,8 @@ FROM generate_series(1, $1) AS i
 # HISTORY_LIMIT rows per crypto, older than any price a cycle records.
 _SEED_HISTORY = """
 INSERT INTO price_history (crypto_id, prices, ts)
-SELECT c.id, jsonb_build_object('usd', (c.current_prices->>'usd')::float8 + k * 0.01), now() - interval '1 day' - k * interval '30 seconds'
+SELECT c.id, jsonb_build_object('usd', (c.current_prices->>'usd')::float8 + k * 0.01),
+       now() - interval '1 day' - k * interval '30 seconds'
 FROM cryptos AS c CROSS JOIN generate_series(0, $1 - 1) AS k
 """
 
