@@ -410,7 +410,7 @@ def currency_parameter(currencies: QuoteCurrencies | None) -> Parameter:
 
 def currency_in_query(func: F) -> F:
     """``?currency=``: a configured quote currency in any case, optional; a blank,
-    repeated or unconfigured one is a 400. Goes above the decorators of the other 400s."""
+    repeated or unconfigured one is a 400 (beside the route's other 400s, if any)."""
     OperationStore()[func].parameters.append(currency_parameter(None))
     _TAKE_CURRENCY.append(func)
     return fails((400, CURRENCY_FAILS))(func)
