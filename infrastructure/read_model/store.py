@@ -320,7 +320,7 @@ class TrackedSet:
                 changed = True
                 events.append(PriceChanged(crypto.symbol, prices, state.last_updated))
             if changed:
-                entry.stats = {}
+                entry.stats.clear()
                 entry.version = next(_versions)
                 self._forget_points(state.crypto_id)
         return events
