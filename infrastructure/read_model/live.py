@@ -3,7 +3,9 @@
 One dedicated connection per server process listens on ``changes.CHANNEL``. On connecting it
 loads everything, then applies each notification with one query for what it names
 (``infrastructure.db.changes``), in commit order, and hands the events each change
-makes to the price feed.
+makes to the price feed. It loads the configured quote currencies only, each one's
+prices as a float8 column of its own (``Queries``): a currency removed from the
+configuration is not loaded, and its stored prices stay in the database.
 
 The consistency it promises:
 - ``live`` is True only while the listening connection is up and the set is loaded.

@@ -11,22 +11,28 @@ import json
 import math
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from tortoise import Tortoise
 from tortoise.connection import get_connection
 
-from domain.errors import CryptoAlreadyTracked, UsernameTaken
-from domain.model import Crypto, PricePoint, PriceUpdate, Ticker
-from infrastructure.db.config import connect_kwargs
+from domain.errors import CryptoAlreadyTracked, StorageUnavailable, UsernameTaken
+from domain.model import Crypto, PricePoint, PriceUpdate, QuoteCurrencies, Ticker
+from infrastructure.db.config import connect_kwargs, tortoise_config
 from infrastructure.db.repositories import (
     TortoiseCryptoRepository,
     TortoiseUserRepository,
     database_ready,
+    notify_change,
 )
+from infrastructure.read_model.repository import ReadModelCryptoRepository
 from tests.support.clock import wait_until
 from tests.support.cryptos import T0, at, crypto
-from tests.support.database import tortoise_session
+from tests.support.database import tortoise_session, truncate_tables
+from tests.support.read_models import live_read_model
+from tests.support.tcp_proxy import tcp_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -449,6 +455,40 @@ async def test_the_repositories_recover_when_postgres_drops_every_connection(
     pool = get_connection("default")._pool
     assert pool.get_idle_size() == pool.get_size(), "a connection was never given back"
     assert await database_ready() == (True, [])
+
+
+# --- the read model's repository while PostgreSQL is down ------------------------------
+
+
+async def test_with_postgres_down_the_last_set_answers_in_the_currency_asked(
+    database_url: str,
+) -> None:
+    """Stale-if-error (``ReadModelCryptoRepository``): history and stats in eur come
+    from the set last loaded, in eur."""
+    await truncate_tables(database_url)
+    target = urlsplit(database_url)
+    async with tcp_proxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
+        proxied = urlunsplit(target._replace(netloc=f"postgres@127.0.0.1:{proxy.port}"))
+        await Tortoise.init(config=tortoise_config(proxied, timeout=2.0))
+        try:
+            usd_eur = QuoteCurrencies(("usd", "eur"))
+            async with live_read_model(proxied, KEEP, usd_eur, notify=notify_change) as model:
+                repo = ReadModelCryptoRepository(TortoiseCryptoRepository(), model)
+                await repo.add(crypto("BTC", prices={"usd": 1.0, "eur": 0.9}))
+                proxy.refuse()
+                proxy.cut()
+                await wait_until(lambda: not model.live, "the read model to stop serving")
+                with pytest.raises(StorageUnavailable):
+                    await TortoiseCryptoRepository().list()
+                history = await repo.history(Ticker("BTC"), KEEP, "eur")
+                stats = await repo.stats(Ticker("BTC"), KEEP, "eur")
+                usd = await repo.history(Ticker("BTC"), KEEP, "usd")
+        finally:
+            await Tortoise.close_connections()
+    await truncate_tables(database_url)
+
+    assert history == [PricePoint(0.9, T0)] and usd == [PricePoint(1.0, T0)]
+    assert stats is not None and (stats.current_price, stats.records_count) == (0.9, 1)
 
 
 # --- readiness --------------------------------------------------------------------
