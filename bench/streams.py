@@ -497,8 +497,8 @@ def currency_lines(found: list[ModelMemory]) -> list[str]:
     met = max(many.kept, many.read, many.rss_growth) <= MEMORY_BUDGET_MIB
     lines += [
         "",
-        f"- Each currency more costs {per_kept:.1f} MiB kept ({per_alone:.1f} MiB of it in "
-        f"the set: {per_alone * 2**20 / BIG_CRYPTOS / 1024:.2f} KiB a crypto, its array of "
+        f"- Each currency more costs {per_kept:.1f} MiB kept (the set alone: {per_alone:.1f} "
+        f"MiB, {per_alone * 2**20 / BIG_CRYPTOS / 1024:.2f} KiB a crypto, its array of "
         f"{BIG_HISTORY} doubles and the current price); once every crypto was read in it "
         f"too, {per_read:.1f} MiB (that, and its stats kept on each crypto: the history "
         "lists kept stay 1,000 pairs of crypto and currency, whatever the number of "
