@@ -270,6 +270,7 @@ def bootstrap(
     read_model = LiveReadModel(
         settings.listen_database_url or settings.database_url or "",
         settings.history_limit,
+        settings.currencies,
         notify=notify_change,
         publish=feed.publish,
         observe=observe_read_model,

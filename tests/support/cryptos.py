@@ -14,13 +14,15 @@ def at(seconds: int) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def crypto(symbol: str, price: float | Prices = 100.0, when: datetime = T0) -> Crypto:
-    """A crypto not stored yet: coin id ``<symbol>-coin``, name ``<SYMBOL> Coin``; one
-    price is in usd."""
+def crypto(
+    symbol: str, price: float = 100.0, when: datetime = T0, *, prices: Prices | None = None
+) -> Crypto:
+    """A crypto not stored yet: coin id ``<symbol>-coin``, name ``<SYMBOL> Coin``, priced
+    ``prices`` (``{"usd": price}`` unless given)."""
     return Crypto(
         symbol=Ticker(symbol),
         coin_id=f"{symbol.lower()}-coin",
         name=f"{symbol} Coin",
-        prices={"usd": price} if isinstance(price, int | float) else dict(price),
+        prices=dict(prices) if prices is not None else {"usd": price},
         last_updated=when,
     )
