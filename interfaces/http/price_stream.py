@@ -6,7 +6,8 @@ Server-Sent Events: ``snapshot`` (the whole tracked set) on connect, then ``upst
 STREAM_HEARTBEAT_SECONDS so that proxies keep a quiet stream open (and so does Sanic:
 its RESPONSE_TIMEOUT, 60 s, counts from the last bytes sent or received). The stream ends
 when the token expires, when the server stops, or when the client falls too far
-behind; a client reconnects and gets a new snapshot.
+behind; a client reconnects and gets a new snapshot. Everything is in the stream's
+``?currency=``: a price with none in it is not sent on that stream.
 """
 
 from __future__ import annotations

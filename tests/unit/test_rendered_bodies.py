@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from domain.events import CryptoRemoved, PriceChanged, PriceEvent
 from domain.model import QuoteCurrencies, Ticker
 from infrastructure.read_model.store import CryptoState, HistoryRow, PriceState, TrackedSet
+from interfaces.http import price_stream
 from interfaces.http.presenters import crypto_json
 from interfaces.http.rendered import RenderedBodies
 from tests.support.cryptos import at, crypto
@@ -110,3 +112,31 @@ def test_a_crypto_with_no_price_in_a_currency_renders_null():
     assert found is not None
     assert crypto_json(found, "eur")["current_price"] is None
     assert crypto_json(found, "usd")["current_price"] == 1.0
+
+
+def test_a_stream_batch_is_encoded_once_per_currency_without_the_prices_it_lacks(monkeypatch):
+    encoded: list[str] = []
+    real = price_stream.event_json
+
+    def counted(event: PriceEvent, currency: str) -> tuple[str, dict[str, object]] | None:
+        encoded.append(currency)
+        return real(event, currency)
+
+    monkeypatch.setattr(price_stream, "event_json", counted)
+    render = price_stream._Rendered()
+    batch = (
+        PriceChanged(BTC, {"usd": 2.0, "eur": 1.8}, at(10)),
+        PriceChanged(Ticker("ETH"), {"usd": 3.0}, at(10)),  # none in eur
+        CryptoRemoved(Ticker("DOGE")),
+    )
+    usd = render(batch, "usd")
+    assert render(batch, "usd") is usd and render(batch, "eur") is render(batch, "eur")
+    assert encoded == ["usd"] * 3 + ["eur"] * 3  # once per currency, for every stream
+    eur = render(batch, "eur").decode()
+    assert eur == (
+        'event: price\ndata: {"symbol":"BTC","current_price":1.8,'
+        '"last_updated":"2024-01-01T12:00:10Z"}\n\n'
+        'event: removed\ndata: {"symbol":"DOGE"}\n\n'
+    )
+    assert usd.decode().count("event: price") == 2
+    assert render((PriceChanged(Ticker("ETH"), {"usd": 3.0}, at(20)),), "eur") == b""
