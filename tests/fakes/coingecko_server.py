@@ -104,6 +104,9 @@ class _Absent:
     def __repr__(self) -> str:
         return "ABSENT"
 
+    def __reduce__(self) -> str:
+        return "ABSENT"  # copies (dataclasses.asdict's) and pickles are the one ABSENT
+
 
 ABSENT: Any = _Absent()
 """A coin's price that /simple/price leaves out of its answer (and /coins/markets sends as null)."""
