@@ -22,6 +22,7 @@ from tortoise import Tortoise
 
 from application.add_crypto import AddCrypto
 from application.authenticate import Authenticate
+from application.check_quote_currencies import CheckQuoteCurrencies
 from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
 from application.list_coins import FindCandidates, ListCoins
@@ -138,6 +139,7 @@ class Wiring:
             AdvisoryLeaderLock(self.database_url),
             floor,
             upstream=AnnouncedUpstream(notify_change, self.clock, lambda: self.read_model.upstream),
+            check=CheckQuoteCurrencies(self.source, self.settings.currencies),
         )
         if self.month is not None:
             source = self.source

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,21 +71,24 @@ ROUTES = DEFAULT_ROUTES + tuple(
 )
 
 
-def _prices_sql(usd: str) -> str:
-    """A jsonb object of the price ``usd`` (an SQL expression) in every CURRENCIES code."""
-    pairs = ", ".join(f"'{code}', ({usd}) * {rate!r}" for code, rate in CURRENCIES.items())
+def _prices_sql(usd: str, rates: Mapping[str, float]) -> str:
+    """A jsonb object of the price ``usd`` (an SQL expression) in each of ``rates``' codes."""
+    pairs = ", ".join(f"'{code}', ({usd}) * {rate!r}" for code, rate in rates.items())
     return f"jsonb_build_object({pairs})"
 
 
-def seed_sql(cryptos: int, rows: int) -> str:
-    """``cryptos`` cryptos BENCH0, BENCH1, ... with ``rows`` history rows each, each
-    observation priced in every CURRENCIES code."""
+def seed_sql(cryptos: int, rows: int, rates: Mapping[str, float] = CURRENCIES) -> str:
+    """``cryptos`` cryptos BENCH0, BENCH1, ... with ``rows`` history rows each, 0.1%
+    apart, each observation priced in every code of ``rates`` (code -> its price of one
+    usd; usd must be one)."""
+    now = _prices_sql("100.0 + i", rates)
+    older = _prices_sql("(c.current_prices->>'usd')::float8 * (1 + k * 0.001)", rates)
     return f"""
 INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated)
-SELECT 'BENCH' || i, 'bench-coin-' || i, 'Bench Coin ' || i, {_prices_sql("100.0 + i")}, now()
+SELECT 'BENCH' || i, 'bench-coin-' || i, 'Bench Coin ' || i, {now}, now()
 FROM generate_series(0, {cryptos - 1}) AS i;
 INSERT INTO price_history (crypto_id, prices, ts)
-SELECT c.id, {_prices_sql("(c.current_prices->>'usd')::float8 * (1 + k * 0.001)")},
+SELECT c.id, {older},
        c.last_updated - k * interval '30 seconds'
 FROM cryptos AS c CROSS JOIN generate_series(0, {rows - 1}) AS k;
 """

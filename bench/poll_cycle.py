@@ -112,7 +112,7 @@ class Figures:
 async def run_cycles(
     url: str, gecko: FakeCoinGecko
 ) -> tuple[Figures, TimedSource, TimedRepository]:
-    client = CoinGeckoClient(gecko.base_url, limiter=CallBudget(100_000))
+    client = CoinGeckoClient(gecko.base_url, limiter=CallBudget(100_000))  # usd only
     source = TimedSource(client)
     repo = TimedRepository()
     poll = PollCycle(repo, source, utc_now, HISTORY_LIMIT)

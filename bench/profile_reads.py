@@ -51,7 +51,7 @@ from bench.goals import (
     server_env,
     wrk,
 )
-from domain.model import Crypto, PricePoint, Ticker
+from domain.model import Crypto, PricePoint, QuoteCurrencies, Ticker
 from infrastructure.db.repositories import TortoiseCryptoRepository
 from infrastructure.read_model.live import LiveReadModel
 from infrastructure.security.token_cache import CachingTokenService
@@ -231,7 +231,7 @@ async def in_process(database_url: str, secret: str) -> Parts:
     async def no_sync(payload: str) -> None:
         return None
 
-    model = LiveReadModel(database_url, 100, notify=no_sync)
+    model = LiveReadModel(database_url, 100, QuoteCurrencies.parse("usd"), notify=no_sync)
     await model.start()
     try:
         await went_live(model, within=60)

@@ -53,6 +53,7 @@ from bench.goals import (
     load_average,
     say,
     seed,
+    seed_sql,
     server_env,
     wrk,
 )
@@ -327,23 +328,6 @@ async def load_model(database_url: str, currencies: QuoteCurrencies) -> LiveRead
     return model
 
 
-def seed_currencies_sql(cryptos: int, rows: int) -> str:
-    """``cryptos`` cryptos BENCH0, ... with ``rows`` history rows each, every price in
-    each of SEEDED_CURRENCIES (the history's as ``bench.goals.seed_sql``'s: 0.1% apart)."""
-    rates = ", ".join(f"'{code}', (100.0 + i) * {rate}" for code, rate in SEEDED_CURRENCIES)
-    return f"""
-INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated)
-SELECT 'BENCH' || i, 'bench-coin-' || i, 'Bench Coin ' || i, jsonb_build_object({rates}), now()
-FROM generate_series(0, {cryptos - 1}) AS i;
-INSERT INTO price_history (crypto_id, prices, ts)
-SELECT c.id,
-       (SELECT jsonb_object_agg(key, value::float8 * (1 + k * 0.001))
-        FROM jsonb_each_text(c.current_prices)),
-       c.last_updated - k * interval '30 seconds'
-FROM cryptos AS c CROSS JOIN generate_series(0, {rows - 1}) AS k;
-"""
-
-
 async def tracked_set_alone(url: str, currencies: QuoteCurrencies) -> float:
     """MiB tracemalloc counts for a ``TrackedSet`` loaded from the listener's own query
     and rows (``live.Queries``, ``live._states``), with the rows dropped afterwards."""
@@ -419,7 +403,7 @@ async def measure_memory() -> list[ModelMemory]:
         conn = await connect(url)
         try:
             started = time.perf_counter()
-            await conn.execute(seed_currencies_sql(BIG_CRYPTOS, BIG_HISTORY))
+            await conn.execute(seed_sql(BIG_CRYPTOS, BIG_HISTORY, dict(SEEDED_CURRENCIES)))
             await conn.execute("VACUUM ANALYZE cryptos, price_history")
             rows = await conn.fetchval("SELECT count(*) FROM price_history")
         finally:
