@@ -140,6 +140,7 @@ class CoinGeckoClient:
             self._headers[KEY_HEADERS[plan]] = api_key  # never in the query: URLs get logged
         self._limiter = limiter
         self.currencies = currencies
+        self._ignored_codes: set[str] = set()  # codes already reported as ignored
         self._month = month
         self._timeout_seconds = timeout_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -356,6 +357,16 @@ class CoinGeckoClient:
         missing: list[str] = []  # coins with no price in any currency
         partly: list[str] = []  # coin.currency with no price, the coin having others
         unusable: list[str] = []  # coin.currency=value
+        entries = [e for e in (data.get(i) for i in ids) if isinstance(e, dict)]
+        # A code no coin of the answer has: CoinGecko ignored it (one it does not list,
+        # which CheckQuoteCurrencies reports), said once per process, not every batch.
+        ignored = {code for code in codes if entries and all(code not in e for e in entries)}
+        if ignored - self._ignored_codes:
+            log.warning(
+                "CoinGecko sent no price in %s for any coin; is it one of its vs_currencies?",
+                ", ".join(sorted(ignored - self._ignored_codes)),
+            )
+            self._ignored_codes |= ignored
         for coin_id in ids:
             entry = data.get(coin_id)
             if not isinstance(entry, dict) or not any(code in entry for code in codes):
@@ -363,6 +374,8 @@ class CoinGeckoClient:
                 continue
             prices = usable_prices(entry, codes)
             for code in codes:
+                if code in ignored:
+                    continue
                 if code not in entry:
                     partly.append(f"{coin_id}.{code}")
                 elif code not in prices:

@@ -359,11 +359,17 @@ async def test_a_currency_missing_or_unusable_for_a_coin_is_left_out_of_it_alone
     ]
 
 
-async def test_a_code_coingecko_does_not_answer_leaves_the_others(fake, make_client):
+async def test_a_code_coingecko_does_not_answer_leaves_the_others(fake, make_client, caplog):
     client = make_client(currencies=QuoteCurrencies(("usd", "xyz")))
-    prices = await client.prices(["bitcoin"])
+    with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
+        prices = await client.prices(["bitcoin", "ethereum"])
+        again = await client.prices(["bitcoin"])
     assert fake.calls(PRICES)[0].query["vs_currencies"] == "usd,xyz"
-    assert prices["bitcoin"].prices == {"usd": BTC_USD}
+    assert prices["bitcoin"].prices == again["bitcoin"].prices == {"usd": BTC_USD}
+    # said once, not once per coin and batch
+    assert [r.getMessage() for r in caplog.records] == [
+        "CoinGecko sent no price in xyz for any coin; is it one of its vs_currencies?"
+    ]
 
 
 async def test_a_coin_is_resolved_with_its_price_in_the_default_currency(fake, make_client):
