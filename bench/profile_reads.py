@@ -262,9 +262,9 @@ def render_figures(
     bodies = RenderedBodies()
     figures = {}
     for label, render in (
-        ("a crypto", lambda: crypto_json(crypto)),
+        ("a crypto", lambda: crypto_json(crypto, "usd")),
         ("a 100-row history", lambda: history_json(ticker, points)),
-        ("the list of 100", lambda: {"cryptos": [crypto_json(c) for c in cryptos]}),
+        ("the list of 100", lambda: {"cryptos": [crypto_json(c, "usd") for c in cryptos]}),
     ):
         rendered = per_call_us(lambda r=render: json_dumps(r()), number=2_000)
         bodies.body(label, 1, render)  # kept at version 1, then handed out
