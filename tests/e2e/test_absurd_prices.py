@@ -29,7 +29,7 @@ async def test_adding_at_an_absurd_price_stores_nothing(api, caplog):
     with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
         r = await api.client.post("/crypto", json={"symbol": "BTC"}, headers=api.auth)
     assert r.status_code == 500 and "no usable price" in r.json()["error"]
-    assert "unusable prices (skipped): bitcoin=1.7e+308" in caplog.text
+    assert "unusable prices (left out): bitcoin.usd=1.7e+308" in caplog.text
     assert (await api.client.get("/crypto", headers=api.auth)).json() == {"cryptos": []}
 
 
