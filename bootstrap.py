@@ -22,6 +22,7 @@ from tortoise import Tortoise
 
 from application.add_crypto import AddCrypto
 from application.authenticate import Authenticate
+from application.check_quote_currencies import CheckQuoteCurrencies
 from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
 from application.list_coins import FindCandidates, ListCoins
@@ -138,6 +139,7 @@ class Wiring:
             AdvisoryLeaderLock(self.database_url),
             floor,
             upstream=AnnouncedUpstream(notify_change, self.clock, lambda: self.read_model.upstream),
+            check=CheckQuoteCurrencies(self.source, self.settings.currencies),
         )
         if self.month is not None:
             source = self.source
@@ -270,6 +272,7 @@ def bootstrap(
     read_model = LiveReadModel(
         settings.listen_database_url or settings.database_url or "",
         settings.history_limit,
+        settings.currencies,
         notify=notify_change,
         publish=feed.publish,
         observe=observe_read_model,
