@@ -64,10 +64,15 @@ DEFAULT_ROUTES = (
     (f"GET /crypto/{{symbol}}/history ({HISTORY_ROWS} rows)", f"/crypto/{SYMBOL}/history", 0.70),
     ("GET /crypto/{symbol}/stats", f"/crypto/{SYMBOL}/stats", 0.70),
 )
-# The same reads in another configured currency, measured in the same rounds.
-ROUTES = DEFAULT_ROUTES + tuple(
-    (f"{label} ?currency={OTHER_CURRENCY}", f"{path}?currency={OTHER_CURRENCY}", goal)
+# Each read, then the same read in another configured currency right after it (so the
+# machine's drift within a round weighs on neither of the pair).
+ROUTES = tuple(
+    route
     for label, path, goal in DEFAULT_ROUTES
+    for route in (
+        (label, path, goal),
+        (f"{label} ?currency={OTHER_CURRENCY}", f"{path}?currency={OTHER_CURRENCY}", goal),
+    )
 )
 
 
@@ -348,11 +353,11 @@ class Verdict:
 
 
 def currency_row(index: int, label: str, rounds: Sequence[Round]) -> str:
-    """A read in OTHER_CURRENCY (ROUTES[index + len(DEFAULT_ROUTES)]) to the same read in
-    the default currency (ROUTES[index]), round by round."""
-    other = index + len(DEFAULT_ROUTES)
-    ratios = [r.routes[other].rps / r.routes[index].rps for r in rounds]
-    errors = [r.routes[i].errors for r in rounds for i in (index, other) if r.routes[i].errors]
+    """DEFAULT_ROUTES[index] in OTHER_CURRENCY to the same read in the default currency,
+    round by round (ROUTES holds them side by side)."""
+    default, other = 2 * index, 2 * index + 1
+    ratios = [r.routes[other].rps / r.routes[default].rps for r in rounds]
+    errors = [r.routes[i].errors for r in rounds for i in (default, other) if r.routes[i].errors]
     ratio = statistics.median(ratios)
     met = ratio >= CURRENCY_GOAL and not errors
     return (
@@ -443,8 +448,8 @@ async def run(database_url: str, report: list[str]) -> None:
         "",
         f"Bare Sanic (bench/_bare_app.py, `--single-process`, answering the same "
         f"{len(body)}-byte crypto object) in rounds 1 to {ROUNDS}: {bare_rps} req/s, "
-        f"p99 {bare_p99} ms. Each round measures bare Sanic, then each read (the four "
-        f"in the default currency, then the same four with `?currency={OTHER_CURRENCY}`), "
+        f"p99 {bare_p99} ms. Each round measures bare Sanic, then each read (each of the "
+        f"four in the default currency, then the same with `?currency={OTHER_CURRENCY}`), "
         f"{RUN_SECONDS} s each after {WARMUP_SECONDS} s of warm-up; a route's ratios are "
         "to the bare run of the same round, and the verdict is on their median. Last in "
         "each round, for reference, the same bare app with sanic-ext loaded as Sanic does "
