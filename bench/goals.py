@@ -362,7 +362,7 @@ def currency_row(index: int, label: str, rounds: Sequence[Round]) -> str:
     met = ratio >= CURRENCY_GOAL and not errors
     return (
         f"| `{label}` | {' / '.join(f'{v:.2f}' for v in ratios)} | **{ratio:.2f}** | "
-        f"≥ {CURRENCY_GOAL:.2f} | {'met' if met else 'not met: ' + '; '.join(errors)} |"
+        f"≥ {CURRENCY_GOAL:.2f} | {'met' if met else 'not met'} | {'; '.join(errors) or 'none'} |"
     )
 
 

@@ -32,9 +32,10 @@ def asked_currency(request: Request) -> str:
     ``request.args`` would drop as if absent), one given twice, or one not configured:
     called before a route does any work, so such a request changes nothing."""
     currencies = configured(request)
-    if not request.query_string:  # most reads: no parsing at all
+    query = request.query_string  # decoded anew on each access
+    if not query:  # most reads: no parsing at all
         return currencies.default
-    given = _currency_values(request.query_string)
+    given = _currency_values(query)
     if not given:
         return currencies.choose(None)
     return currencies.choose(given[0] if len(given) == 1 else given)
