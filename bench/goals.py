@@ -361,7 +361,7 @@ def currency_row(index: int, label: str, rounds: Sequence[Round]) -> str:
     ratio = statistics.median(ratios)
     met = ratio >= CURRENCY_GOAL and not errors
     return (
-        f"| `{label}` | {' / '.join(f'{v:.2f}' for v in ratios)} | **{ratio:.2f}** | "
+        f"| `{label}` | {' / '.join(f'{v:.2f}' for v in ratios)} | **{ratio:.3f}** | "
         f"≥ {CURRENCY_GOAL:.2f} | {'met' if met else 'not met'} | {'; '.join(errors) or 'none'} |"
     )
 
@@ -470,8 +470,8 @@ async def run(database_url: str, report: list[str]) -> None:
         f"currency ({next(iter(CURRENCIES))}) of the same round; goal: at least "
         f"{CURRENCY_GOAL:.2f} (within 10%).",
         "",
-        "| request | ratio to the default's each round | median | goal | met |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| request | ratio to the default's each round | median | goal | met | errors |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
         *currency_rows,
         "",
         "## Also measured",
