@@ -22,6 +22,7 @@ from tortoise import Tortoise
 
 from application.add_crypto import AddCrypto
 from application.authenticate import Authenticate
+from application.check_quote_currencies import CheckQuoteCurrencies
 from application.delete_crypto import DeleteCrypto
 from application.get_crypto import GetCrypto
 from application.list_coins import FindCandidates, ListCoins
@@ -138,6 +139,7 @@ class Wiring:
             AdvisoryLeaderLock(self.database_url),
             floor,
             upstream=AnnouncedUpstream(notify_change, self.clock, lambda: self.read_model.upstream),
+            check=CheckQuoteCurrencies(self.source, self.settings.currencies),
         )
         if self.month is not None:
             source = self.source
@@ -228,11 +230,14 @@ def build_services(
     tokens = CachingTokenService(JwtTokenService(settings.jwt_secret, settings.jwt_expires_seconds))
     keep = settings.history_limit
     candidates = FindCandidates(cache, source)
+    currencies = settings.currencies
     return Services(
         register_user=RegisterUser(users, hasher, tokens, open=settings.registration_open),
         login_user=LoginUser(users, hasher, tokens, login_throttle),
         list_cryptos=ListCryptos(cryptos),
-        add_crypto=AddCrypto(cryptos, ResolveTicker(cache, source), candidates, source, clock),
+        add_crypto=AddCrypto(
+            cryptos, ResolveTicker(cache, source), candidates, source, clock, currencies
+        ),
         list_coins=ListCoins(candidates),
         get_crypto=GetCrypto(cryptos),
         refresh_crypto=RefreshCrypto(cryptos, source, clock, keep),
@@ -267,6 +272,7 @@ def bootstrap(
     read_model = LiveReadModel(
         settings.listen_database_url or settings.database_url or "",
         settings.history_limit,
+        settings.currencies,
         notify=notify_change,
         publish=feed.publish,
         observe=observe_read_model,

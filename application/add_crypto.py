@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from application.list_coins import FindCandidates
 from application.resolve_ticker import ResolveTicker
 from domain.errors import CryptoAlreadyTracked, InvalidInput, UnknownCoin, UpstreamError
-from domain.model import CoinMatch, Crypto, Quote, Ticker
+from domain.model import CoinMatch, Crypto, QuoteCurrencies, Ticker
 from domain.ports import Clock, CryptoRepository, PriceSource
 from domain.rules import PriceMoment
 
@@ -21,6 +21,7 @@ class AddCrypto:
     candidates: FindCandidates
     source: PriceSource
     clock: Clock
+    currencies: QuoteCurrencies
 
     async def __call__(self, raw_symbol: object, coin_id: str | None = None) -> Crypto:
         """Track ``coin_id`` under ``raw_symbol``; without it, the ticker's best-ranked coin."""
@@ -31,10 +32,13 @@ class AddCrypto:
             match = await self.resolve(symbol)
         else:
             match = await self._chosen(symbol, coin_id)
-        quote = None if match.price is None else Quote(match.price, match.at)
-        if quote is None:
+        prices, at = match.prices, match.at
+        if not self.currencies.covered_by(prices):
+            # /coins/markets quotes one currency: /simple/price gives them all at once
             quote = (await self.source.prices([match.ref.coin_id])).get(match.ref.coin_id)
-        if quote is None:
+            if quote is not None:
+                prices, at = quote.prices, quote.at
+        if not prices:
             raise UpstreamError(
                 f"CoinGecko has no usable price for {symbol} ({match.ref.coin_id}) right now; "
                 "nothing was stored, try again later"
@@ -43,8 +47,8 @@ class AddCrypto:
             symbol=symbol,
             coin_id=match.ref.coin_id,
             name=match.ref.name,
-            current_price=quote.price,
-            last_updated=PriceMoment(quote.at, self.clock()).moment(),
+            prices=prices,
+            last_updated=PriceMoment(at, self.clock()).moment(),
         )
         return await self.cryptos.add(crypto)
 
@@ -52,7 +56,7 @@ class AddCrypto:
         """The coin ``coin_id`` when CoinGecko lists it under ``symbol``."""
         if len(coin_id) > MAX_COIN_ID_LENGTH:
             raise InvalidInput(f"coin_id must be at most {MAX_COIN_ID_LENGTH} characters")
-        found = await self.candidates(symbol)
+        found = await self.candidates(symbol, self.currencies.default)
         coin = next((c for c in found.coins if c.ref.coin_id == coin_id), None)
         if coin is None:
             raise UnknownCoin(
@@ -60,6 +64,8 @@ class AddCrypto:
                 f"(GET /coins?symbol={symbol} lists those it has)"
             )
         # a cached list's price may be minutes old: then a fresh one is asked for
-        if not found.fresh:
-            return CoinMatch(ref=coin.ref, price=None)
-        return CoinMatch(ref=coin.ref, price=coin.current_price, at=coin.price_at)
+        if not found.fresh or coin.current_price is None:
+            return CoinMatch(ref=coin.ref, prices={})
+        return CoinMatch(
+            ref=coin.ref, prices={self.currencies.default: coin.current_price}, at=coin.price_at
+        )

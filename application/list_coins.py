@@ -25,12 +25,12 @@ class FindCandidates:
     cache: CandidateCache
     source: PriceSource
 
-    async def __call__(self, symbol: Ticker) -> Candidates:
-        cached = await self.cache.get_candidates(symbol)
+    async def __call__(self, symbol: Ticker, currency: str) -> Candidates:
+        cached = await self.cache.get_candidates(symbol, currency)
         if cached is not None:
             return Candidates(symbol, cached, fresh=False)
-        coins = await self.source.coins_with_symbol(symbol)
-        await self.cache.set_candidates(symbol, coins)
+        coins = await self.source.coins_with_symbol(symbol, currency)
+        await self.cache.set_candidates(symbol, currency, coins)
         return Candidates(symbol, coins, fresh=True)
 
 
@@ -38,7 +38,8 @@ class FindCandidates:
 class ListCoins:
     find: FindCandidates
 
-    async def __call__(self, raw_symbol: object) -> Candidates:
-        """Every CoinGecko coin with the ticker ``raw_symbol``, best market-cap rank
-        first, unranked last (none: an empty list). Raises InvalidTicker, UpstreamError."""
-        return await self.find(Ticker.parse(raw_symbol))
+    async def __call__(self, raw_symbol: object, currency: str) -> Candidates:
+        """Every CoinGecko coin with the ticker ``raw_symbol``, priced in ``currency``
+        (a configured one), best market-cap rank first, unranked last (none: an empty
+        list). Raises InvalidTicker, UpstreamError."""
+        return await self.find(Ticker.parse(raw_symbol), currency)

@@ -52,7 +52,7 @@ class PollCycle:
         updates = [
             PriceUpdate(
                 crypto_id=crypto_id,
-                price=quote.price,
+                prices=quote.prices,
                 at=PriceMoment(quote.at, fetched_at).moment(),
             )
             for coin_id, quote in quotes.items()

@@ -12,6 +12,11 @@ With a monthly budget of CoinGecko calls, ``pace`` gives the interval in effect
 is asked again every ``interval`` (the configured one), so a longer interval follows
 the tracked set as it changes, and a month's end, within one configured interval.
 
+``check`` (``CheckQuoteCurrencies``) starts as the leader's first cycle does, and
+again with each one after until it succeeded once. It runs beside the cycles, in a
+task of its own: CoinGecko down at start (or hung, a whole timeout) neither blocks the
+start nor holds up a cycle, and what it says is no cycle's outcome.
+
 The clock and the sleep are injected so that tests step time instead of waiting on it.
 """
 
@@ -91,11 +96,40 @@ class PollSchedule:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     pace: Callable[[], Awaitable[float]] | None = None
     upstream: UpstreamReporter = field(default_factory=_Unreported)
+    check: Callable[[], Awaitable[object]] | None = None  # None: nothing (more) to check
     _leader: bool = False
     _in_effect: float | None = None  # the interval last in effect
     _last_turn: float | None = None  # monotonic() when a poll was last due
     _not_before: float = -math.inf  # monotonic() when a 429's pause ends
     _reported: str | None = None  # the upstream status last reported
+    _check_failed: bool = False  # from its first failure on (logged then)
+    _checking: asyncio.Task[None] | None = None  # the check under way, or the last one
+
+    async def check_once(self) -> None:
+        """Run ``check``, and forget it once it succeeded; never raises (but
+        cancellation). A failure is logged once until it succeeds, and it is tried
+        again with the next cycle."""
+        if self.check is None:
+            return
+        try:
+            await self.check()
+        except StorageUnavailable:
+            return  # the outage itself is logged once, where it is found
+        except Exception as error:
+            if not self._check_failed:
+                self._check_failed = True
+                if isinstance(error, UpstreamError):
+                    log.warning(
+                        "could not check QUOTE_CURRENCIES against CoinGecko (%s); "
+                        "trying again with each poll",
+                        error.message,
+                    )
+                else:
+                    log.exception("checking QUOTE_CURRENCIES failed; trying again with each poll")
+            return
+        if self._check_failed:
+            log.info("QUOTE_CURRENCIES checked against CoinGecko")
+        self.check = None
 
     async def poll_once(self) -> float:
         """Run one cycle; never raises (but cancellation). Returns how long to wait at
@@ -139,6 +173,11 @@ class PollSchedule:
             await self.upstream.report(upstream)
         return pause
 
+    def _start_check(self) -> None:
+        """``check_once`` in a task, unless nothing is left to check or one is under way."""
+        if self.check is not None and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.create_task(self.check_once(), name="quote-currencies-check")
+
     async def interval_in_effect(self) -> float:
         """The configured interval, or ``pace``'s when longer; logged and reported when
         it changes. Without the database the last one stays in effect."""
@@ -174,6 +213,7 @@ class PollSchedule:
                 self._leader = leader
                 self.monitor.leadership(leader)
             if leader:
+                self._start_check()
                 pause = await self.poll_once()
                 self._not_before = self.monotonic() + pause
         elif self._leader and self._reported is not None:
@@ -193,6 +233,10 @@ class PollSchedule:
             while True:
                 await self.sleep(await self.tick())
         finally:
+            if self._checking is not None and not self._checking.done():
+                self._checking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._checking
             if self._leader:
                 self._leader = False
                 self.monitor.leadership(False)

@@ -14,9 +14,10 @@ class PriceHistory:
     cryptos: CryptoRepository
     history_limit: int
 
-    async def __call__(self, raw_symbol: str) -> tuple[Ticker, list[PricePoint]]:
+    async def __call__(self, raw_symbol: str, currency: str) -> tuple[Ticker, list[PricePoint]]:
+        """The prices in ``currency`` (a configured one, ``QuoteCurrencies.choose``'s)."""
         symbol = Ticker.parse(raw_symbol)
-        points = await self.cryptos.history(symbol, self.history_limit)
+        points = await self.cryptos.history(symbol, self.history_limit, currency)
         if points is None:
             raise CryptoNotFound(symbol)
         return symbol, points

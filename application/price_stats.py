@@ -14,9 +14,10 @@ class PriceStatistics:
     cryptos: CryptoRepository
     history_limit: int  # over the history GET /crypto/{symbol}/history shows
 
-    async def __call__(self, raw_symbol: str) -> tuple[Ticker, PriceStats]:
+    async def __call__(self, raw_symbol: str, currency: str) -> tuple[Ticker, PriceStats]:
+        """Over the prices in ``currency`` (a configured one, ``QuoteCurrencies.choose``'s)."""
         symbol = Ticker.parse(raw_symbol)
-        stats = await self.cryptos.stats(symbol, self.history_limit)
+        stats = await self.cryptos.stats(symbol, self.history_limit, currency)
         if stats is None:
             raise CryptoNotFound(symbol)
         return symbol, stats

@@ -31,9 +31,9 @@ class RefreshCrypto:
         at = PriceMoment(quote.at, self.clock()).moment()
         if OnlyNewerPricesAreRecorded(crypto.last_updated, at).is_broken():
             return crypto  # nothing newer than what is stored: nothing to write
-        update = PriceUpdate(crypto_id=crypto.id, price=quote.price, at=at)
+        update = PriceUpdate(crypto_id=crypto.id, prices=quote.prices, at=at)
         if crypto.id in await self.cryptos.record_prices([update], keep=self.history_limit):
-            return replace(crypto, current_price=quote.price, last_updated=at)
+            return replace(crypto, prices=quote.prices, last_updated=at)
         # A newer price got in first (a poll), or the crypto was deleted meanwhile.
         stored = await self.cryptos.get(symbol)
         if stored is None:

@@ -18,7 +18,7 @@ class ResolveTicker:
         """The coin users mean by ``symbol``. A cached mapping carries no price."""
         ref = await self.cache.get(symbol)
         if ref is not None:
-            return CoinMatch(ref=ref, price=None)
+            return CoinMatch(ref=ref, prices={})
         match = await self.source.find_coin(symbol)
         if match is None:
             raise UnknownTicker(f"CoinGecko lists no coin with the symbol {symbol}")

@@ -47,8 +47,11 @@ USERNAME, PASSWORD = "bench-user", "bench password 1"
 
 # Older rows, so each crypto holds HISTORY_ROWS with the one POST /crypto stored.
 _SEED_HISTORY = """
-INSERT INTO price_history (crypto_id, price, ts)
-SELECT c.id, c.current_price * (1 + k * 0.001), c.last_updated - k * interval '30 seconds'
+INSERT INTO price_history (crypto_id, prices, ts)
+SELECT c.id,
+       (SELECT jsonb_object_agg(code, price::float8 * (1 + k * 0.001))
+        FROM jsonb_each_text(c.current_prices) AS p(code, price)),
+       c.last_updated - k * interval '30 seconds'
 FROM cryptos AS c CROSS JOIN generate_series(1, $1 - 1) AS k
 """
 

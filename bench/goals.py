@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,23 +52,56 @@ START_SECONDS = 60.0
 SYMBOL = "BENCH0"
 P99_GOAL_RATIO = 2.0  # a route's p99 at most this many times bare Sanic's, same round
 MEMORY_REQUESTS = 100_000  # the server's size after warm-up vs after this many requests
+# Every price in four currencies (issue 15): the default first, then the others at a
+# fixed rate each, so a non-default read has the same numbers of digits to render.
+CURRENCIES = {"usd": 1.0, "eur": 0.92, "gbp": 0.79, "btc": 1 / 45_000}
+OTHER_CURRENCY = "eur"
+CURRENCY_GOAL = 0.90  # a read in OTHER_CURRENCY: requests/s at least this of the default's
 # (label, path, goal: ratio of requests/s to bare Sanic's in the same round)
-ROUTES = (
+DEFAULT_ROUTES = (
     ("GET /crypto/{symbol}", f"/crypto/{SYMBOL}", 0.70),
     (f"GET /crypto ({CRYPTOS} tracked)", "/crypto", 0.70),
     (f"GET /crypto/{{symbol}}/history ({HISTORY_ROWS} rows)", f"/crypto/{SYMBOL}/history", 0.70),
     ("GET /crypto/{symbol}/stats", f"/crypto/{SYMBOL}/stats", 0.70),
 )
+# Each read, then the same read in another configured currency right after it (so the
+# machine's drift within a round weighs on neither of the pair).
+ROUTES = tuple(
+    route
+    for label, path, goal in DEFAULT_ROUTES
+    for route in (
+        (label, path, goal),
+        (f"{label} ?currency={OTHER_CURRENCY}", f"{path}?currency={OTHER_CURRENCY}", goal),
+    )
+)
 
 
-def seed_sql(cryptos: int, rows: int) -> str:
-    """``cryptos`` cryptos BENCH0, BENCH1, ... with ``rows`` history rows each."""
+def _prices_sql(usd: str, rates: Mapping[str, float]) -> str:
+    """A jsonb object of the price ``usd`` (an SQL expression) in each of ``rates``' codes,
+    each rounded to 6 significant digits: every currency's numbers then take as many
+    bytes to send (a usd 100.0 beside an unrounded eur 92.00000000000001 would make the
+    eur bodies, not the eur reads, slower)."""
+
+    def rounded(value: str) -> str:
+        return f"round(({value})::numeric, 5 - floor(log(({value})::numeric))::int)"
+
+    pairs = ", ".join(f"'{code}', {rounded(f'({usd}) * {rate!r}')}" for code, rate in rates.items())
+    return f"jsonb_build_object({pairs})"
+
+
+def seed_sql(cryptos: int, rows: int, rates: Mapping[str, float] = CURRENCIES) -> str:
+    """``cryptos`` cryptos BENCH0, BENCH1, ... with ``rows`` history rows each, 0.1%
+    apart, each observation priced in every code of ``rates`` (code -> its price of one
+    usd; usd must be one)."""
+    now = _prices_sql("100.0 + i", rates)
+    older = _prices_sql("(c.current_prices->>'usd')::float8 * (1 + k * 0.001)", rates)
     return f"""
-INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated)
-SELECT 'BENCH' || i, 'bench-coin-' || i, 'Bench Coin ' || i, 100.0 + i, now()
+INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated)
+SELECT 'BENCH' || i, 'bench-coin-' || i, 'Bench Coin ' || i, {now}, now()
 FROM generate_series(0, {cryptos - 1}) AS i;
-INSERT INTO price_history (crypto_id, price, ts)
-SELECT c.id, c.current_price * (1 + k * 0.001), c.last_updated - k * interval '30 seconds'
+INSERT INTO price_history (crypto_id, prices, ts)
+SELECT c.id, {older},
+       c.last_updated - k * interval '30 seconds'
 FROM cryptos AS c CROSS JOIN generate_series(0, {rows - 1}) AS k;
 """
 
@@ -243,6 +276,7 @@ def server_env(database_url: str, secret: str, prefix: str, data_dir: str) -> di
         "DATA_DIR": data_dir,
         "LOG_LEVEL": "WARNING",
         "HISTORY_LIMIT": str(HISTORY_ROWS),
+        "QUOTE_CURRENCIES": ",".join(CURRENCIES),
     }
 
 
@@ -318,6 +352,20 @@ class Verdict:
         )
 
 
+def currency_row(index: int, label: str, rounds: Sequence[Round]) -> str:
+    """DEFAULT_ROUTES[index] in OTHER_CURRENCY to the same read in the default currency,
+    round by round (ROUTES holds them side by side)."""
+    default, other = 2 * index, 2 * index + 1
+    ratios = [r.routes[other].rps / r.routes[default].rps for r in rounds]
+    errors = [r.routes[i].errors for r in rounds for i in (default, other) if r.routes[i].errors]
+    ratio = statistics.median(ratios)
+    met = ratio >= CURRENCY_GOAL and not errors
+    return (
+        f"| `{label}` | {' / '.join(f'{v:.2f}' for v in ratios)} | **{ratio:.3f}** | "
+        f"≥ {CURRENCY_GOAL:.2f} | {'met' if met else 'not met'} | {'; '.join(errors) or 'none'} |"
+    )
+
+
 async def measure_rounds(bare_url: str, extended_url: str, base: str, token: str) -> list[Round]:
     rounds = []
     for number in range(1, ROUNDS + 1):
@@ -383,6 +431,9 @@ async def run(database_url: str, report: list[str]) -> None:
             print(f"redis keys under {prefix} deleted: {await forget_keys(prefix)}")
 
     verdicts = [Verdict.of(i, label, goal, rounds) for i, (label, _, goal) in enumerate(ROUTES)]
+    currency_rows = [
+        currency_row(i, label, rounds) for i, (label, _, _) in enumerate(DEFAULT_ROUTES)
+    ]
     growth = (rss_after / rss_warm - 1) * 100
     memory_verdict = (
         f"not measured (only {served:,} requests were reached)"
@@ -397,7 +448,8 @@ async def run(database_url: str, report: list[str]) -> None:
         "",
         f"Bare Sanic (bench/_bare_app.py, `--single-process`, answering the same "
         f"{len(body)}-byte crypto object) in rounds 1 to {ROUNDS}: {bare_rps} req/s, "
-        f"p99 {bare_p99} ms. Each round measures bare Sanic, then the four routes, "
+        f"p99 {bare_p99} ms. Each round measures bare Sanic, then each read (each of the "
+        f"four in the default currency, then the same with `?currency={OTHER_CURRENCY}`), "
         f"{RUN_SECONDS} s each after {WARMUP_SECONDS} s of warm-up; a route's ratios are "
         "to the bare run of the same round, and the verdict is on their median. Last in "
         "each round, for reference, the same bare app with sanic-ext loaded as Sanic does "
@@ -411,6 +463,16 @@ async def run(database_url: str, report: list[str]) -> None:
         "| ratio to Sanic + sanic-ext | errors |",
         "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | --- |",
         *(verdict.row() for verdict in verdicts),
+        "",
+        f"## Reads in another currency (`QUOTE_CURRENCIES={','.join(CURRENCIES)}`)",
+        "",
+        f"Each read with `?currency={OTHER_CURRENCY}` taken to the same read in the default "
+        f"currency ({next(iter(CURRENCIES))}) of the same round; goal: at least "
+        f"{CURRENCY_GOAL:.2f} (within 10%).",
+        "",
+        "| request | ratio to the default's each round | median | goal | met | errors |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+        *currency_rows,
         "",
         "## Also measured",
         "",

@@ -96,7 +96,7 @@ async def run(label: str, url: str, count: int, cycles: int, pause: float) -> No
                 sent.clear()
                 # A second apart: only newer prices are recorded, and cycles are quicker.
                 now = start + timedelta(seconds=cycle)
-                updates = [PriceUpdate(i, 1.0 + cycle, now) for i in ids]
+                updates = [PriceUpdate(i, {"usd": 1.0 + cycle}, now) for i in ids]
                 await repo.record_prices(updates, HISTORY_LIMIT)
                 trim = max(s for q, s in sent.sent if q.lstrip().startswith("DELETE"))
                 if cycle % REPORT_EVERY == 0:

@@ -43,15 +43,17 @@ MEASURED_CYCLES = 5
 STATS_SETTLE_SECONDS = 0.5
 
 _SEED_CRYPTOS = """
-INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated)
-SELECT 'B' || i, 'bench-coin-' || i, 'Bench Coin ' || i, 100.0 + i, now() - interval '1 day'
+INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated)
+SELECT 'B' || i, 'bench-coin-' || i, 'Bench Coin ' || i, jsonb_build_object('usd', 100.0 + i),
+       now() - interval '1 day'
 FROM generate_series(1, $1) AS i
 """
 
 # HISTORY_LIMIT rows per crypto, older than any price a cycle records.
 _SEED_HISTORY = """
-INSERT INTO price_history (crypto_id, price, ts)
-SELECT c.id, c.current_price + k * 0.01, now() - interval '1 day' - k * interval '30 seconds'
+INSERT INTO price_history (crypto_id, prices, ts)
+SELECT c.id, jsonb_build_object('usd', (c.current_prices->>'usd')::float8 + k * 0.01),
+       now() - interval '1 day' - k * interval '30 seconds'
 FROM cryptos AS c CROSS JOIN generate_series(0, $1 - 1) AS k
 """
 
@@ -110,7 +112,7 @@ class Figures:
 async def run_cycles(
     url: str, gecko: FakeCoinGecko
 ) -> tuple[Figures, TimedSource, TimedRepository]:
-    client = CoinGeckoClient(gecko.base_url, limiter=CallBudget(100_000))
+    client = CoinGeckoClient(gecko.base_url, limiter=CallBudget(100_000))  # usd only
     source = TimedSource(client)
     repo = TimedRepository()
     poll = PollCycle(repo, source, utc_now, HISTORY_LIMIT)

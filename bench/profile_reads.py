@@ -51,7 +51,7 @@ from bench.goals import (
     server_env,
     wrk,
 )
-from domain.model import Crypto, PricePoint, Ticker
+from domain.model import Crypto, PricePoint, QuoteCurrencies, Ticker
 from infrastructure.db.repositories import TortoiseCryptoRepository
 from infrastructure.read_model.live import LiveReadModel
 from infrastructure.security.token_cache import CachingTokenService
@@ -226,20 +226,20 @@ async def in_process(database_url: str, secret: str) -> Parts:
         repository = TortoiseCryptoRepository()
         await repository.get(ticker)
         orm_get_us = await per_read_us(lambda: repository.get(ticker))
-        orm_history_us = await per_read_us(lambda: repository.history(ticker, 100))
+        orm_history_us = await per_read_us(lambda: repository.history(ticker, 100, "usd"))
 
     async def no_sync(payload: str) -> None:
         return None
 
-    model = LiveReadModel(database_url, 100, notify=no_sync)
+    model = LiveReadModel(database_url, 100, QuoteCurrencies.parse("usd"), notify=no_sync)
     await model.start()
     try:
         await went_live(model, within=60)
         store = model.store
         memory_get_us = per_call_us(lambda: store.get(ticker))
-        memory_history_us = per_call_us(lambda: store.history(ticker, 100))
+        memory_history_us = per_call_us(lambda: store.history(ticker, 100, "usd"))
         crypto = store.get(ticker)
-        points = store.history(ticker, 100)
+        points = store.history(ticker, 100, "usd")
         cryptos = store.list()
     finally:
         await model.stop()
@@ -262,9 +262,9 @@ def render_figures(
     bodies = RenderedBodies()
     figures = {}
     for label, render in (
-        ("a crypto", lambda: crypto_json(crypto)),
+        ("a crypto", lambda: crypto_json(crypto, "usd")),
         ("a 100-row history", lambda: history_json(ticker, points)),
-        ("the list of 100", lambda: {"cryptos": [crypto_json(c) for c in cryptos]}),
+        ("the list of 100", lambda: {"cryptos": [crypto_json(c, "usd") for c in cryptos]}),
     ):
         rendered = per_call_us(lambda r=render: json_dumps(r()), number=2_000)
         bodies.body(label, 1, render)  # kept at version 1, then handed out

@@ -14,24 +14,30 @@ model's memory. Writes its section into bench/RESULTS.md (after bench.goals).
    the same worker at BCRYPT_ROUNDS=12. Goal: within twice the idle p50.
 3. The read model at 10,000 cryptos x 100 history rows: a ``LiveReadModel`` loads
    them in this process from a scratch database; tracemalloc's figure (what it keeps)
-   and the RSS growth. Budget: about 100 MiB per worker.
+   and the RSS growth, with QUOTE_CURRENCIES=usd and with usd,eur,gbp,btc (its own
+   section, "Quote currencies: memory": the cost of each currency more). Budget:
+   about 100 MiB per worker.
 
     python -m bench.streams
+    python -m bench.streams memory   # only 3
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
 import uuid
 from collections import Counter
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,9 +57,9 @@ from bench.goals import (
     server_env,
     wrk,
 )
-from domain.model import PriceUpdate
+from domain.model import PriceUpdate, QuoteCurrencies
 from infrastructure.db.repositories import TortoiseCryptoRepository
-from infrastructure.read_model.live import _LOAD_PAGE, LiveReadModel, _states
+from infrastructure.read_model.live import LiveReadModel, Queries, _states
 from infrastructure.read_model.store import TrackedSet
 from tests.support.database import tortoise_session
 from tests.support.live_server import free_port, sanic_command
@@ -71,6 +77,11 @@ READ_SECONDS = 10
 BIG_CRYPTOS = 10_000
 BIG_HISTORY = 100
 MEMORY_BUDGET_MIB = 100
+# What the memory scratch database holds (code, rate to usd), and the configurations
+# its read model is measured in: the default alone, then four currencies.
+SEEDED_CURRENCIES = (("usd", 1.0), ("eur", 0.92), ("gbp", 0.79), ("btc", 1 / 67000))
+MEMORY_CONFIGURATIONS = (QuoteCurrencies.parse("usd"), QuoteCurrencies.parse("usd,eur,gbp,btc"))
+CURRENCY_SECTION = "Quote currencies: memory (bench.streams)"
 USERNAME, PASSWORD = "bench-login", "bench password 1"
 PRICE_MARKER = b"event: price\n"
 SNAPSHOT_MARKER = b"event: snapshot\n"
@@ -145,7 +156,7 @@ async def commit_prices(database_url: str) -> float:
     finally:
         await conn.close()
     now = datetime.now(UTC)
-    updates = [PriceUpdate(crypto_id=i, price=200.0 + i * 0.5, at=now) for i in ids]
+    updates = [PriceUpdate(crypto_id=i, prices={"usd": 200.0 + i * 0.5}, at=now) for i in ids]
     async with tortoise_session(database_url):
         repository = TortoiseCryptoRepository()
         # Opens the pool first, a second before the batch: only newer prices are recorded.
@@ -307,27 +318,29 @@ def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-async def load_model(database_url: str) -> LiveReadModel:
+async def load_model(database_url: str, currencies: QuoteCurrencies) -> LiveReadModel:
     async def no_sync(payload: str) -> None:
         return None
 
-    model = LiveReadModel(database_url, BIG_HISTORY, notify=no_sync)
+    model = LiveReadModel(database_url, BIG_HISTORY, currencies, notify=no_sync)
     await model.start()
     await went_live(model, within=300)
     return model
 
 
-async def tracked_set_alone(url: str) -> float:
+async def tracked_set_alone(url: str, currencies: QuoteCurrencies) -> float:
     """MiB tracemalloc counts for a ``TrackedSet`` loaded from the listener's own query
-    and rows (``live._LOAD_PAGE``, ``live._states``), with the rows dropped afterwards."""
+    and rows (``live.Queries``, ``live._states``), with the rows dropped afterwards."""
     base = tracemalloc.get_traced_memory()[0]
+    codes = currencies.codes
     conn = await connect(url)
     try:
-        rows = await conn.fetch(_LOAD_PAGE, BIG_HISTORY, 0, BIG_CRYPTOS)  # one page: all
+        load = Queries.build(len(codes)).load_page
+        rows = await conn.fetch(load, BIG_HISTORY, *codes, 0, BIG_CRYPTOS)  # one page: all
     finally:
         await conn.close()
-    store = TrackedSet(BIG_HISTORY)
-    store.replace_all(_states(rows))
+    store = TrackedSet(BIG_HISTORY, currencies)
+    store.replace_all(_states(rows, codes))
     del rows
     gc.collect()
     kept = (tracemalloc.get_traced_memory()[0] - base) / 2**20
@@ -335,69 +348,150 @@ async def tracked_set_alone(url: str) -> float:
     return kept
 
 
-async def memory_part() -> list[str]:
+@dataclass(frozen=True)
+class ModelMemory:
+    """What the read model of one currency configuration took (MiB)."""
+
+    currencies: QuoteCurrencies
+    loaded_in: float  # seconds
+    rss_growth: float
+    kept: float  # tracemalloc, LiveReadModel loaded
+    peak: float
+    read: float  # after every crypto's history and stats in every currency were read
+    alone: float  # the TrackedSet alone
+
+
+async def model_memory(url: str, currencies: QuoteCurrencies) -> ModelMemory:
+    # RSS first, without tracemalloc (whose own bookkeeping would count in it).
+    gc.collect()
+    before = rss_mib()
+    started = time.perf_counter()
+    model = await load_model(url, currencies)
+    loaded_in = time.perf_counter() - started
+    gc.collect()
+    rss_growth = rss_mib() - before
+    await model.stop()
+    del model
+    gc.collect()
+    tracemalloc.start()
+    alone = await tracked_set_alone(url, currencies)
+    gc.collect()
+    tracemalloc.reset_peak()  # that load's own peak (all rows at once) is not the model's
+    base = tracemalloc.get_traced_memory()[0]
+    model = await load_model(url, currencies)
+    gc.collect()
+    kept = (tracemalloc.get_traced_memory()[0] - base) / 2**20
+    peak = (tracemalloc.get_traced_memory()[1] - base) / 2**20
+    # Then every crypto read once in every currency: history lists (kept for the 1,000
+    # most recently read crypto and currency pairs) and stats (kept on each crypto).
+    store = model.store
+    for crypto in store.list():
+        for code in currencies.codes:
+            store.history(crypto.symbol, BIG_HISTORY, code)
+            store.stats(crypto.symbol, None, code)
+    gc.collect()
+    read = (tracemalloc.get_traced_memory()[0] - base) / 2**20
+    tracemalloc.stop()
+    await model.stop()
+    return ModelMemory(currencies, loaded_in, rss_growth, kept, peak, read, alone)
+
+
+async def measure_memory() -> list[ModelMemory]:
+    """The read model of BIG_CRYPTOS x BIG_HISTORY, in each of MEMORY_CONFIGURATIONS,
+    on one scratch database holding every price in all of SEEDED_CURRENCIES."""
     with scratch_database() as url:
         conn = await connect(url)
         try:
             started = time.perf_counter()
-            await conn.execute(seed_sql(BIG_CRYPTOS, BIG_HISTORY))
+            await conn.execute(seed_sql(BIG_CRYPTOS, BIG_HISTORY, dict(SEEDED_CURRENCIES)))
             await conn.execute("VACUUM ANALYZE cryptos, price_history")
             rows = await conn.fetchval("SELECT count(*) FROM price_history")
         finally:
             await conn.close()
         seeded_in = time.perf_counter() - started
         print(f"  seeded {BIG_CRYPTOS:,} cryptos, {rows:,} rows in {seeded_in:.1f} s")
-        # RSS first, without tracemalloc (whose own bookkeeping would count in it).
-        gc.collect()
-        before = rss_mib()
-        started = time.perf_counter()
-        model = await load_model(url)
-        loaded_in = time.perf_counter() - started
-        gc.collect()
-        rss_growth = rss_mib() - before
-        await model.stop()
-        del model
-        gc.collect()
-        tracemalloc.start()
-        alone = await tracked_set_alone(url)
-        gc.collect()
-        base = tracemalloc.get_traced_memory()[0]
-        model = await load_model(url)
-        gc.collect()
-        kept = (tracemalloc.get_traced_memory()[0] - base) / 2**20
-        peak = (tracemalloc.get_traced_memory()[1] - base) / 2**20
-        # Then every crypto read once: history lists (kept for the 1,000 most recently
-        # read) and stats (kept on each crypto).
-        store = model.store
-        for crypto in store.list():
-            store.history(crypto.symbol, BIG_HISTORY)
-            store.stats(crypto.symbol)
-        gc.collect()
-        read = (tracemalloc.get_traced_memory()[0] - base) / 2**20
-        tracemalloc.stop()
-        await model.stop()
-    met = max(kept, rss_growth, read) <= MEMORY_BUDGET_MIB
+        found = []
+        for currencies in MEMORY_CONFIGURATIONS:
+            # A process each: what one configuration made the allocator keep would hide
+            # the next one's RSS growth.
+            measured = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "bench.streams", "memory-of", str(currencies), url],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=900,
+            )
+            fields = json.loads(measured.stdout.strip().splitlines()[-1])
+            found.append(ModelMemory(currencies=currencies, **fields))
+            print(f"  {currencies}: {found[-1]}")
+        return found
+
+
+def memory_lines(found: list[ModelMemory]) -> list[str]:
+    """bench.streams' own read-model lines: the default configuration's figures."""
+    one = found[0]
+    met = max(one.kept, one.rss_growth, one.read) <= MEMORY_BUDGET_MIB
     alone_line = (
         f"The `TrackedSet` alone, loaded from the same query and rows, the rows then "
-        f"dropped: tracemalloc {alone:.1f} MiB ({alone * 2**20 / BIG_CRYPTOS / 1024:.1f} KiB "
-        f"a crypto). The difference ({kept - alone:.1f} MiB) is what the running model keeps "
-        "besides its set"
+        f"dropped: tracemalloc {one.alone:.1f} MiB "
+        f"({one.alone * 2**20 / BIG_CRYPTOS / 1024:.1f} KiB a crypto). The difference "
+        f"({one.kept - one.alone:.1f} MiB) is what the running model keeps besides its set"
     )
-    print(f"  {alone_line}")
     line = (
-        f"The read model of {BIG_CRYPTOS:,} cryptos x {BIG_HISTORY} history rows, loaded by "
-        f"`LiveReadModel` in this process ({loaded_in:.1f} s): tracemalloc {kept:.1f} MiB kept "
-        f"(peak {peak:.1f} MiB while loading), RSS +{rss_growth:.1f} MiB; {read:.1f} MiB once "
-        f"every crypto's history and stats were read (history lists kept for the 1,000 most "
-        f"recently read). Budget about {MEMORY_BUDGET_MIB} MiB per worker: "
-        f"**{'met' if met else 'not met'}**"
+        f"The read model of {BIG_CRYPTOS:,} cryptos x {BIG_HISTORY} history rows in "
+        f"{len(one.currencies.codes)} currency ({one.currencies}), loaded by "
+        f"`LiveReadModel` in this process ({one.loaded_in:.1f} s): tracemalloc "
+        f"{one.kept:.1f} MiB kept (peak {one.peak:.1f} MiB while loading), RSS "
+        f"+{one.rss_growth:.1f} MiB; {one.read:.1f} MiB once every crypto's history and "
+        f"stats were read (history lists kept for the 1,000 most recently read). Budget "
+        f"about {MEMORY_BUDGET_MIB} MiB per worker: **{'met' if met else 'not met'}**"
     )
-    print(f"  {line}")
     return [
         f"- {line}. Not counted: the rendered JSON bodies the HTTP layer keeps "
         "(`interfaces/http/rendered.py`, at most 4,096 bodies).",
         f"- {alone_line}.",
+        "- Per quote currency: see the section Quote currencies: memory.",
     ]
+
+
+def currency_lines(found: list[ModelMemory]) -> list[str]:
+    """The section "Quote currencies: memory": each configuration, and the cost of a
+    currency more."""
+    one, many = found[0], found[-1]
+    extra = len(many.currencies.codes) - len(one.currencies.codes)
+    lines = [
+        f"The read model of {BIG_CRYPTOS:,} cryptos x {BIG_HISTORY} history rows (one "
+        "scratch database holding every price in usd, eur, gbp and btc), loaded by "
+        "`LiveReadModel` in a fresh process for each QUOTE_CURRENCIES below; tracemalloc "
+        "and RSS growth, MiB.",
+        "",
+        "| QUOTE_CURRENCIES | loaded in | kept | peak while loading | after every history "
+        "and stats read in every currency | `TrackedSet` alone | RSS growth |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in found:
+        lines.append(
+            f"| {m.currencies} | {m.loaded_in:.1f} s | {m.kept:.1f} | {m.peak:.1f} | "
+            f"{m.read:.1f} | {m.alone:.1f} | {m.rss_growth:+.1f} |"
+        )
+    per_kept = (many.kept - one.kept) / extra
+    per_alone = (many.alone - one.alone) / extra
+    per_read = (many.read - one.read) / extra
+    met = max(many.kept, many.read, many.rss_growth) <= MEMORY_BUDGET_MIB
+    lines += [
+        "",
+        f"- Each currency more costs {per_kept:.1f} MiB kept (the set alone: {per_alone:.1f} "
+        f"MiB, {per_alone * 2**20 / BIG_CRYPTOS / 1024:.2f} KiB a crypto, its array of "
+        f"{BIG_HISTORY} doubles and the current price); once every crypto was read in it "
+        f"too, {per_read:.1f} MiB (that, and its stats kept on each crypto: the history "
+        "lists kept stay 1,000 pairs of crypto and currency, whatever the number of "
+        "currencies).",
+        f"- With {len(many.currencies.codes)} currencies the budget of about "
+        f"{MEMORY_BUDGET_MIB} MiB per worker is **{'met' if met else 'not met'}**.",
+        "- `python -m bench.streams memory` measures this alone.",
+    ]
+    return lines
 
 
 async def run() -> list[str]:
@@ -405,11 +499,35 @@ async def run() -> list[str]:
     with scratch_database() as url:
         lines += await servers_part(url)
     print(f"read model memory, {BIG_CRYPTOS:,} cryptos x {BIG_HISTORY} rows:")
-    lines += await memory_part()
-    return lines
+    found = await measure_memory()
+    write_section(CURRENCY_SECTION, currency_lines(found))
+    return lines + memory_lines(found)
+
+
+def memory_only() -> None:
+    """``python -m bench.streams memory``: the read model's memory per quote currency."""
+    print(f"read model memory, {BIG_CRYPTOS:,} cryptos x {BIG_HISTORY} rows:")
+    lines = currency_lines(asyncio.run(measure_memory()))
+    lines += ["", f"Load average after: {load_average()}; {os.cpu_count()} cores."]
+    write_section(CURRENCY_SECTION, lines)
+    print("\n".join(lines))
+    print("written to bench/RESULTS.md")
+
+
+def memory_of(codes: str, url: str) -> None:
+    """``python -m bench.streams memory-of usd,eur URL``: one configuration's figures,
+    as a JSON line (``measure_memory`` runs each in a process of its own)."""
+    found = asyncio.run(model_memory(url, QuoteCurrencies.parse(codes)))
+    print(json.dumps({k: v for k, v in asdict(found).items() if k != "currencies"}))
 
 
 def main() -> None:
+    if sys.argv[1:] == ["memory"]:
+        memory_only()
+        return
+    if sys.argv[1:2] == ["memory-of"]:
+        memory_of(*sys.argv[2:4])
+        return
     print(raise_open_files(SUBSCRIBERS_AT_SCALE * 2 + 200))
     started = time.perf_counter()
     load_before = load_average()

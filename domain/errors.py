@@ -31,6 +31,10 @@ class UnknownTicker(InvalidInput):
     """CoinGecko lists no coin with this symbol."""
 
 
+class UnknownCurrency(InvalidInput):
+    """A currency that is not one of the configured QUOTE_CURRENCIES."""
+
+
 class UnknownCoin(InvalidInput):
     """CoinGecko lists no coin of this id under this ticker."""
 

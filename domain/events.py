@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.model import Crypto, Ticker
+from domain.model import Crypto, Prices, Ticker
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,8 +19,10 @@ class CryptoAdded:
 
 @dataclass(frozen=True, slots=True)
 class PriceChanged:
+    """A new current observation: its price in each currency it has one in."""
+
     symbol: Ticker
-    current_price: float
+    prices: Prices
     last_updated: datetime
 
 

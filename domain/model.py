@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 
-from domain.errors import InvalidPassword, InvalidTicker, InvalidUsername
+from domain.errors import InvalidPassword, InvalidTicker, InvalidUsername, UnknownCurrency
 
 _TICKER = re.compile(r"[A-Z0-9]{1,20}")
+# CoinGecko's vs_currencies codes are lower-case letters (usd, eur, btc, sats).
+_CURRENCY = re.compile(r"[a-z][a-z0-9]{0,9}")
 _USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,50}")
 PASSWORD_MIN_BYTES = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt reads no more than 72 bytes
@@ -20,7 +22,7 @@ PASSWORD_MAX_BYTES = 72  # bcrypt reads no more than 72 bytes
 PRICE_DECIMALS = 8
 PERCENT_DECIMALS = 2
 ROUNDING = ROUND_HALF_UP
-# The prices that make sense, in USD (anything else from upstream is skipped): a
+# The prices that make sense, in any quote currency (anything else from upstream is skipped): a
 # quadrillion dollars at most, a trillionth at least. Every statistic over them stays
 # finite with room to spare (a sum of 100 prices is at most 1e17, a change at most
 # 1e29 percent), where one upstream 1.7e308 overflows a float8 sum and a change from
@@ -50,6 +52,72 @@ class Ticker:
 
     def __str__(self) -> str:
         return self.value
+
+
+Prices = Mapping[str, float]
+"""One observation's price in each quote currency it has one in, by lower-case code
+(``{"usd": 67187.33, "eur": 61850.2}``); a currency with no usable price is absent."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteCurrencies:
+    """The currencies prices are quoted in (CoinGecko's ``vs_currencies`` codes, lower
+    case), in the configured order: the first is the default of every answer."""
+
+    codes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.codes:
+            raise ValueError("name at least one currency, such as usd")
+        for code in self.codes:
+            if not isinstance(code, str) or not _CURRENCY.fullmatch(code):
+                raise ValueError(
+                    f"{code!r} is not a currency code: lower-case letters and digits, "
+                    "such as usd, eur or btc"
+                )
+        if len(set(self.codes)) != len(self.codes):
+            raise ValueError(f"a currency is named twice in {','.join(self.codes)}")
+
+    @classmethod
+    def parse(cls, raw: str) -> QuoteCurrencies:
+        """From a comma-separated list (``usd,eur,btc``; spaces around a code and its
+        case do not matter). Raises ValueError for a malformed list."""
+        codes = tuple(part.strip().lower() for part in raw.split(","))
+        if any(not code for code in codes):
+            raise ValueError(f"{raw!r} has an empty item: write codes such as usd,eur")
+        return cls(codes)
+
+    @property
+    def default(self) -> str:
+        return self.codes[0]
+
+    def choose(self, raw: object | None) -> str:
+        """The currency a request asks for (``?currency=EUR``, any case), the default
+        when it asks for none. Raises UnknownCurrency for anything not configured: an
+        empty value, a list, another code."""
+        if raw is None:
+            return self.default
+        if isinstance(raw, str) and raw.lower() in self.codes:
+            return raw.lower()
+        shown = repr(raw) if isinstance(raw, str) else "several values"
+        raise UnknownCurrency(f"currency must be one of {', '.join(self.codes)} (got {shown[:40]})")
+
+    def covered_by(self, prices: Prices) -> bool:
+        """Whether ``prices`` has a price in every configured currency."""
+        return all(code in prices for code in self.codes)
+
+    def __str__(self) -> str:
+        return ",".join(self.codes)
+
+
+def usable_prices(raw: Mapping[str, object], currencies: Iterable[str]) -> dict[str, float]:
+    """The usable price (``valid_price``) of each of ``currencies`` that ``raw`` has."""
+    kept = {}
+    for code in currencies:
+        price = valid_price(raw.get(code))
+        if price is not None:
+            kept[code] = price
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,28 +189,30 @@ class CoinRef:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """A price as CoinGecko gives it: the price, and CoinGecko's time of it (None when
-    the answer carried no usable one). ``domain.rules.PriceMoment`` turns it into the
-    moment the price is stored under."""
+    """A coin's price as CoinGecko gives it: in each quote currency it had a usable one
+    in (never none), and CoinGecko's time of it (None when the answer carried no usable
+    one). ``domain.rules.PriceMoment`` turns it into the moment it is stored under."""
 
-    price: float
+    prices: Prices
     at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
 class CoinMatch:
-    """The coin a ticker resolves to, with its current price when the answer carried
-    one, and CoinGecko's time of that price when it carried one too."""
+    """The coin a ticker resolves to, with its current prices in the currencies the
+    answer carried usable ones in (often only one: ``/coins/markets`` quotes one
+    currency), and CoinGecko's time of them when it carried one too."""
 
     ref: CoinRef
-    price: float | None
+    prices: Prices
     at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CoinCandidate:
     """One of the coins CoinGecko lists under a ticker, for a person to choose from:
-    its market-cap rank (None: unranked) and its current price (None: no usable one),
+    its market-cap rank (None: unranked) and its current price in the currency asked
+    for (None: no usable one),
     with CoinGecko's time of that price (``price_at``, when the answer carried one; not
     cached: only a fresh answer's price is ever stored)."""
 
@@ -160,14 +230,20 @@ def best_rank_first(candidates: Iterable[CoinCandidate]) -> list[CoinCandidate]:
 
 @dataclass(frozen=True, slots=True)
 class Crypto:
-    """A tracked crypto and its latest price."""
+    """A tracked crypto and its latest observation: its price in each quote currency
+    the observation has one in. Not hashable (``prices`` is a mapping)."""
 
     symbol: Ticker
     coin_id: str
     name: str
-    current_price: float
+    prices: Prices
     last_updated: datetime
     id: int | None = None
+
+    def price_in(self, currency: str) -> float | None:
+        """The current price in ``currency``; None when the latest observation has
+        none in it (a currency configured after it was made)."""
+        return self.prices.get(currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +256,18 @@ class TrackedCoin:
 
 @dataclass(frozen=True, slots=True)
 class PriceUpdate:
-    """A new price for one stored crypto, to become its current price and a history row."""
+    """A new observation for one stored crypto, to become its current prices and a
+    history row (one row holds its price in every currency)."""
 
     crypto_id: int
-    price: float
+    prices: Prices
     at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class PricePoint:
+    """One observation's price in one currency."""
+
     price: float
     timestamp: datetime
 
@@ -216,7 +295,7 @@ class PriceStats:
     stored price, untouched.
     """
 
-    current_price: float
+    current_price: float | None  # None: the latest observation has none in the currency
     min_price: Decimal | None
     max_price: Decimal | None
     avg_price: Decimal | None
@@ -231,7 +310,7 @@ class PriceStats:
                 object.__setattr__(self, name, round_to(value, PRICE_DECIMALS))
 
     @classmethod
-    def of(cls, current_price: float, prices: Iterable[float]) -> PriceStats:
+    def of(cls, current_price: float | None, prices: Iterable[float]) -> PriceStats:
         """The stats of a history (``prices`` oldest first): only prices ``valid_price``
         accepts count (older rows may hold others), each read to the 15 significant
         digits a double holds for sure (printf's ``%.15g``, as PostgreSQL's

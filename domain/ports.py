@@ -47,10 +47,10 @@ class CryptoRepository(Protocol):
         ...
 
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
-        """In one transaction: set each crypto's current price, add one history row
-        for each, and trim each one's history to its newest ``keep`` rows; only for
-        updates newer than the crypto's current price (``OnlyNewerPricesAreRecorded``),
-        and no change is announced when none is.
+        """In one transaction: set each crypto's current prices, add one history row
+        for each (its prices in every currency), and trim each one's history to its
+        newest ``keep`` rows; only for updates newer than the crypto's current price
+        (``OnlyNewerPricesAreRecorded``), and no change is announced when none is.
 
         Uses a constant number of statements whatever the number of updates. Updates
         for cryptos deleted meanwhile are skipped. Returns the ids that were updated.
@@ -61,13 +61,15 @@ class CryptoRepository(Protocol):
         """What the poller refreshes: every stored crypto's id and CoinGecko id."""
         ...
 
-    async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
-        """The newest ``limit`` prices, oldest first; None when the symbol is not tracked."""
+    async def history(self, symbol: Ticker, limit: int, currency: str) -> list[PricePoint] | None:
+        """The prices in ``currency`` of the newest ``limit`` observations, oldest
+        first (an observation with no price in it is left out: ``limit`` still counts
+        observations); None when the symbol is not tracked."""
         ...
 
-    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
-        """``PriceStats.of`` the newest ``limit`` prices (``history``'s); None when the
-        symbol is not tracked."""
+    async def stats(self, symbol: Ticker, limit: int, currency: str) -> PriceStats | None:
+        """``PriceStats.of`` the current price in ``currency`` and ``history``'s prices;
+        None when the symbol is not tracked."""
         ...
 
     async def delete(self, symbol: Ticker) -> bool:
@@ -126,21 +128,30 @@ class PriceSource(Protocol):
 
     async def find_coin(self, symbol: Ticker) -> CoinMatch | None:
         """The coin users mean by this ticker (the best market-cap rank among the
-        coins sharing it), with its current price and CoinGecko's time of it when the
+        coins sharing it), with its current prices (in the currencies the answer
+        carries: the default one, typically) and CoinGecko's time of them when the
         answer carries usable ones; None when no coin has this ticker. Raises
         UpstreamError."""
         ...
 
-    async def coins_with_symbol(self, symbol: Ticker) -> list[CoinCandidate]:
-        """Every coin with this ticker, in one call: best market-cap rank first,
-        unranked last; empty when none has it. Raises UpstreamError."""
+    async def coins_with_symbol(self, symbol: Ticker, currency: str) -> list[CoinCandidate]:
+        """Every coin with this ticker, priced in ``currency``, in one call: best
+        market-cap rank first, unranked last; empty when none has it. Raises
+        UpstreamError."""
         ...
 
     async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, Quote]:
-        """Current USD prices, unrounded, with CoinGecko's time of each, by coin id,
-        batched. Ids missing from the answer or with an unusable price are left out
-        (and logged). ``wait`` lets the caller wait out the rate limit (the poller
-        does; requests fail fast). Raises UpstreamError when no answer could be had."""
+        """Current prices in every quote currency, asked in the same call, unrounded,
+        with CoinGecko's time of each, by coin id, batched. A currency with an unusable
+        price is left out of a coin's quote; ids missing from the answer or with no
+        usable price at all are left out (and logged). ``wait`` lets the caller wait
+        out the rate limit (the poller does; requests fail fast). Raises UpstreamError
+        when no answer could be had."""
+        ...
+
+    async def supported_currencies(self) -> set[str]:
+        """The quote currency codes CoinGecko lists (``/simple/supported_vs_currencies``),
+        lower case. Raises UpstreamError."""
         ...
 
 
@@ -153,12 +164,15 @@ class TickerCache(Protocol):
 
 
 class CandidateCache(Protocol):
-    """Ticker to every coin that has it (``coins_with_symbol``'s answer), kept a few
-    minutes since it carries prices. A cache: failures are logged and read as a miss."""
+    """Ticker and currency to every coin that has it (``coins_with_symbol``'s answer),
+    kept a few minutes since it carries prices. A cache: failures are logged and read
+    as a miss."""
 
-    async def get_candidates(self, symbol: Ticker) -> list[CoinCandidate] | None: ...
+    async def get_candidates(self, symbol: Ticker, currency: str) -> list[CoinCandidate] | None: ...
 
-    async def set_candidates(self, symbol: Ticker, candidates: list[CoinCandidate]) -> None: ...
+    async def set_candidates(
+        self, symbol: Ticker, currency: str, candidates: list[CoinCandidate]
+    ) -> None: ...
 
 
 class PasswordHasher(Protocol):

@@ -19,6 +19,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from domain.model import QuoteCurrencies
+
 PUBLIC_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
 MIN_JWT_SECRET_BYTES = 32
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
     price_poll_interval_seconds: float = Field(30.0, ge=1.0, le=86_400.0)
     price_poller_enabled: bool = True
     history_limit: int = Field(100, ge=1, le=100_000)
+    # CoinGecko vs_currencies codes, comma-separated; the first is every answer's default
+    quote_currencies: str = "usd"
     data_dir: Path = Path("data")
     redis_key_prefix: str = "cps:"
     log_level: LogLevel = "INFO"
@@ -154,6 +158,15 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("postgres://", "postgresql://")):
             raise ValueError("must be a postgres:// URL")
         return value
+
+    @field_validator("quote_currencies")
+    @classmethod
+    def _currency_list(cls, value: str) -> str:
+        return str(QuoteCurrencies.parse(value))  # normalised: lower case, no spaces
+
+    @property
+    def currencies(self) -> QuoteCurrencies:
+        return QuoteCurrencies.parse(self.quote_currencies)
 
     @field_validator("redis_url")
     @classmethod

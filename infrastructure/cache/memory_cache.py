@@ -24,7 +24,7 @@ class MemoryTickerCache:
 
     Per process. Bounded by ``max_entries``; when full, expired entries go first,
     then the least recently used. The coins of each ticker (CandidateCache) are kept
-    alike, ``candidates_ttl_seconds``.
+    alike, ``candidates_ttl_seconds``, apart for each currency they are priced in.
     """
 
     def __init__(
@@ -40,7 +40,7 @@ class MemoryTickerCache:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self._entries: TTLCache[str, CoinRef] = TTLCache(max_entries, ttl_seconds, timer=clock)
-        self._candidates: TTLCache[str, list[CoinCandidate]] = TTLCache(
+        self._candidates: TTLCache[tuple[str, str], list[CoinCandidate]] = TTLCache(
             max_entries, candidates_ttl_seconds, timer=clock
         )
 
@@ -52,12 +52,14 @@ class MemoryTickerCache:
     async def set(self, symbol: Ticker, ref: CoinRef) -> None:
         self._entries[symbol.value] = ref
 
-    async def get_candidates(self, symbol: Ticker) -> list[CoinCandidate] | None:
-        found = self._candidates.get(symbol.value)
+    async def get_candidates(self, symbol: Ticker, currency: str) -> list[CoinCandidate] | None:
+        found = self._candidates.get((symbol.value, currency))
         return None if found is None else list(found)
 
-    async def set_candidates(self, symbol: Ticker, candidates: list[CoinCandidate]) -> None:
-        self._candidates[symbol.value] = list(candidates)
+    async def set_candidates(
+        self, symbol: Ticker, currency: str, candidates: list[CoinCandidate]
+    ) -> None:
+        self._candidates[symbol.value, currency] = list(candidates)
 
     async def ping(self) -> bool:
         return True

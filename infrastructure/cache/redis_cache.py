@@ -106,9 +106,9 @@ class RedisTickerCache:
 
     Keys are ``key_prefix + ticker`` (``cps:ticker:BTC``), values
     ``{"coin_id": "bitcoin", "name": "Bitcoin"}``, kept ``ttl_seconds``. The coins of
-    a ticker (CandidateCache) are at ``cps:ticker:BTC:coins`` (no ticker holds a
-    colon), a JSON list of ``{"coin_id", "name", "market_cap_rank", "current_price"}``,
-    kept ``candidates_ttl_seconds``.
+    a ticker (CandidateCache), priced in a currency, are at ``cps:ticker:BTC:coins:eur``
+    (no ticker holds a colon), a JSON list of ``{"coin_id", "name", "market_cap_rank",
+    "current_price"}``, kept ``candidates_ttl_seconds``.
 
     The Redis client is made on first use in the running event loop (and made
     again if a later call runs in another loop), so the cache can be built before
@@ -176,15 +176,17 @@ class RedisTickerCache:
     async def set(self, symbol: Ticker, ref: CoinRef) -> None:
         await self._write(self.key(symbol), encode_ref(ref), self._ttl)
 
-    def candidates_key(self, symbol: Ticker) -> str:
-        return f"{self.key(symbol)}:coins"
+    def candidates_key(self, symbol: Ticker, currency: str) -> str:
+        return f"{self.key(symbol)}:coins:{currency}"
 
-    async def get_candidates(self, symbol: Ticker) -> list[CoinCandidate] | None:
-        return await self._read(self.candidates_key(symbol), decode_candidates)
+    async def get_candidates(self, symbol: Ticker, currency: str) -> list[CoinCandidate] | None:
+        return await self._read(self.candidates_key(symbol, currency), decode_candidates)
 
-    async def set_candidates(self, symbol: Ticker, candidates: list[CoinCandidate]) -> None:
+    async def set_candidates(
+        self, symbol: Ticker, currency: str, candidates: list[CoinCandidate]
+    ) -> None:
         value = encode_candidates(candidates)
-        await self._write(self.candidates_key(symbol), value, self._candidates_ttl)
+        await self._write(self.candidates_key(symbol, currency), value, self._candidates_ttl)
 
     async def ping(self) -> bool:
         """Whether Redis answers now. Ignores the breaker's pause, within the same timeout."""

@@ -1,5 +1,8 @@
 """The CoinGecko adapter: domain.ports.PriceSource over CoinGecko's v3 HTTP API.
 
+Prices are asked in every quote currency (``currencies``) in the same
+``/simple/price`` call; ``/coins/markets`` takes one currency a call.
+
 Every call takes a slot of the call budget (shared through Redis) first, then is
 counted against the month's budget (``month``, in PostgreSQL; none when None), then
 has ``timeout_seconds`` in all (connect, send, answer). Failures become UpstreamError
@@ -27,8 +30,10 @@ from domain.model import (
     CoinMatch,
     CoinRef,
     Quote,
+    QuoteCurrencies,
     Ticker,
     best_rank_first,
+    usable_prices,
     valid_price,
 )
 from domain.ports import MonthlyCalls
@@ -54,6 +59,7 @@ MAX_LOGGED_IDS = 20
 # Every price call asks for the price unrounded: without it CoinGecko may round the
 # price of a coin worth fractions of a cent.
 PRECISION = "full"
+USD_ONLY = QuoteCurrencies(("usd",))  # QUOTE_CURRENCIES' default
 
 
 class _UrlTooLong(Exception):
@@ -114,6 +120,7 @@ class CoinGeckoClient:
         api_key: str | None = None,
         plan: Plan = "public",
         limiter: CallBudget,
+        currencies: QuoteCurrencies = USD_ONLY,
         month: MonthlyCalls | None = None,
         timeout_seconds: float = 10.0,
         batch_size: int = 100,
@@ -132,6 +139,8 @@ class CoinGeckoClient:
         if plan != "public" and api_key:
             self._headers[KEY_HEADERS[plan]] = api_key  # never in the query: URLs get logged
         self._limiter = limiter
+        self.currencies = currencies
+        self._ignored_codes: set[str] = set()  # codes already reported as ignored
         self._month = month
         self._timeout_seconds = timeout_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -151,6 +160,7 @@ class CoinGeckoClient:
             api_key=settings.coingecko_api_key,
             plan=settings.coingecko_api_plan,
             limiter=limiter,
+            currencies=settings.currencies,
             month=month,
             timeout_seconds=settings.coingecko_timeout_seconds,
         )
@@ -167,14 +177,15 @@ class CoinGeckoClient:
         """The coin with the best market-cap rank among those sharing the ticker.
 
         One ``/coins/markets?symbols=...&include_tokens=top`` call: CoinGecko picks
-        the largest coin of the symbol and sends its price along. An empty answer
-        means no coin has this ticker."""
+        the largest coin of the symbol and sends its price along, in the default
+        currency (the call takes one). An empty answer means no coin has this ticker."""
         wanted = symbol.value.lower()
         path = "/coins/markets"
+        currency = self.currencies.default
         data = await self._get(
             path,
             {
-                "vs_currency": "usd",
+                "vs_currency": currency,
                 "symbols": wanted,
                 "include_tokens": "top",
                 "order": "market_cap_desc",
@@ -189,18 +200,19 @@ class CoinGeckoClient:
         _, best = min(candidates, key=lambda pair: (_rank(pair[1].get("market_cap_rank")), pair[0]))
         return CoinMatch(
             ref=self._ref(best),
-            price=valid_price(best.get("current_price")),
+            prices=usable_prices({currency: best.get("current_price")}, [currency]),
             at=_iso_time(best.get("last_updated")),
         )
 
-    async def coins_with_symbol(self, symbol: Ticker) -> list[CoinCandidate]:
-        """Every coin of the ticker with its price, in one ``/coins/markets?symbols=...
-        &include_tokens=all`` call (250 a page, one page: no ticker has that many)."""
+    async def coins_with_symbol(self, symbol: Ticker, currency: str) -> list[CoinCandidate]:
+        """Every coin of the ticker with its price in ``currency``, in one
+        ``/coins/markets?symbols=...&include_tokens=all`` call (250 a page, one page:
+        no ticker has that many)."""
         path = "/coins/markets"
         data = await self._get(
             path,
             {
-                "vs_currency": "usd",
+                "vs_currency": currency,
                 "symbols": symbol.value.lower(),
                 "include_tokens": "all",
                 "order": "market_cap_desc",
@@ -220,11 +232,12 @@ class CoinGeckoClient:
         )
 
     async def prices(self, coin_ids: Sequence[str], *, wait: bool = False) -> dict[str, Quote]:
-        """USD prices and CoinGecko's times of them by coin id, ``batch_size`` ids a
-        ``/simple/price`` call.
+        """Prices in every quote currency and CoinGecko's times of them by coin id,
+        ``batch_size`` ids a ``/simple/price`` call (every currency in the same call).
 
-        A 414 halves the batch (for this call and the ones after it). Ids missing
-        from the answer or with an unusable price are logged and left out. When a
+        A 414 halves the batch (for this call and the ones after it). A currency
+        missing or unusable for a coin is logged and left out of its quote; ids missing
+        from the answer or with no usable price at all are logged and left out. When a
         batch fails, the others still count: what was fetched is returned and the
         failure logged; UpstreamError is raised only when no batch was answered.
         After a rate limit, a timeout or a connection failure the remaining batches
@@ -277,6 +290,16 @@ class CoinGeckoClient:
             )
         return found
 
+    async def supported_currencies(self) -> set[str]:
+        """The codes of ``/simple/supported_vs_currencies``, lower case. A poller call
+        (the month's share kept for adds and refreshes stays untouched) that waits
+        for a slot no longer than a request does: it must never hold up a cycle."""
+        path = "/simple/supported_vs_currencies"
+        data = await self._get(path, {}, max_wait=self._request_max_wait, polling=True)
+        if not isinstance(data, list) or not all(isinstance(code, str) for code in data):
+            raise self._unexpected(path, "a list of currency codes", data)
+        return {code.lower() for code in data}
+
     async def ping(self) -> None:
         """One ``/ping`` call; raises UpstreamError when CoinGecko does not answer it."""
         data = await self._get("/ping", {}, max_wait=self._request_max_wait)
@@ -316,11 +339,12 @@ class CoinGeckoClient:
         self, ids: list[str], max_wait: float, *, polling: bool
     ) -> dict[str, Quote]:
         path = "/simple/price"
+        codes = self.currencies.codes
         data = await self._get(
             path,
             {
                 "ids": ",".join(ids),
-                "vs_currencies": "usd",
+                "vs_currencies": ",".join(codes),
                 "include_last_updated_at": "true",
                 "precision": PRECISION,
             },
@@ -330,24 +354,45 @@ class CoinGeckoClient:
         if not isinstance(data, dict):
             raise self._unexpected(path, "an object keyed by coin id", data)
         found: dict[str, Quote] = {}
-        missing: list[str] = []
-        unusable: list[str] = []
+        missing: list[str] = []  # coins with no price in any currency
+        partly: list[str] = []  # coin.currency with no price, the coin having others
+        unusable: list[str] = []  # coin.currency=value
+        entries = [e for e in (data.get(i) for i in ids) if isinstance(e, dict)]
+        # A code no coin of the answer has: CoinGecko ignored it (one it does not list,
+        # which CheckQuoteCurrencies reports), said once per process, not every batch.
+        ignored = {code for code in codes if entries and all(code not in e for e in entries)}
+        if ignored - self._ignored_codes:
+            log.warning(
+                "CoinGecko sent no price in %s for any coin; is it one of its vs_currencies?",
+                ", ".join(sorted(ignored - self._ignored_codes)),
+            )
+            self._ignored_codes |= ignored
         for coin_id in ids:
             entry = data.get(coin_id)
-            if not isinstance(entry, dict) or "usd" not in entry:
+            if not isinstance(entry, dict) or not any(code in entry for code in codes):
                 missing.append(coin_id)
                 continue
-            price = valid_price(entry["usd"])
-            if price is None:
-                unusable.append(f"{coin_id}={entry['usd']!r}")
-            else:
-                found[coin_id] = Quote(price, _unix_time(entry.get("last_updated_at")))
+            prices = usable_prices(entry, codes)
+            for code in codes:
+                if code in ignored:
+                    continue
+                if code not in entry:
+                    partly.append(f"{coin_id}.{code}")
+                elif code not in prices:
+                    unusable.append(f"{coin_id}.{code}={entry[code]!r}")
+            if prices:
+                found[coin_id] = Quote(prices, _unix_time(entry.get("last_updated_at")))
+        # One line per kind and batch, however many coins and currencies it names.
         if missing:
             log.warning(
                 "CoinGecko sent no price for %d ids (skipped): %s", len(missing), _ids_text(missing)
             )
+        if partly:
+            log.warning(
+                "CoinGecko sent no price in some currencies (left out): %s", _ids_text(partly)
+            )
         if unusable:
-            log.warning("CoinGecko sent unusable prices (skipped): %s", _ids_text(unusable))
+            log.warning("CoinGecko sent unusable prices (left out): %s", _ids_text(unusable))
         return found
 
     def _http(self) -> aiohttp.ClientSession:

@@ -30,7 +30,10 @@ class CryptoRecord(Model):
     symbol = fields.CharField(max_length=20, unique=True)
     coin_id = fields.CharField(max_length=255)
     name = fields.CharField(max_length=255)
-    current_price = fields.FloatField()
+    # The latest observation's price in each quote currency it has one in, by
+    # lower-case code ({"usd": 67187.33, "eur": 61850.2}): a currency configured
+    # later is simply absent, one no longer configured may stay.
+    current_prices = fields.JSONField()
     last_updated = fields.DatetimeField()
     created_at = fields.DatetimeField(db_default=Now())
 
@@ -45,7 +48,9 @@ class PriceRecord(Model):
     crypto: fields.ForeignKeyRelation[CryptoRecord] = fields.ForeignKeyField(
         "models.CryptoRecord", related_name="history", on_delete=fields.CASCADE
     )
-    price = fields.FloatField()
+    # One observation: its price in every currency it has one in (as current_prices),
+    # so HISTORY_LIMIT counts observations, whatever the number of currencies.
+    prices = fields.JSONField()
     ts = fields.DatetimeField()
 
     class Meta:

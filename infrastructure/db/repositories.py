@@ -1,5 +1,12 @@
 """The storage ports (``domain.ports``) on PostgreSQL through Tortoise ORM.
 
+Prices are stored as JSON objects of currency code -> number (``cryptos.current_prices``,
+``price_history.prices``: one history row per observation, with its price in every
+currency). They go in as JSON text (``prices_json``) and come out through
+``(prices->>code)::float8``, which gives back the very double that went in. ``list``
+and ``get`` return every currency stored, including any no longer configured (the
+read model keeps only the configured ones; the HTTP layer only ever asks for those).
+
 Simple reads and writes go through the models; adding, the batch update and the
 history are SQL (placeholders ``$1``, asyncpg's style) so PostgreSQL does the work
 and the number of statements never grows with the data. The statistics are the
@@ -23,7 +30,9 @@ unreachable database raises ``StorageUnavailable``.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -37,6 +46,7 @@ from domain.errors import CryptoAlreadyTracked, StorageUnavailable, UsernameTake
 from domain.model import (
     Crypto,
     PricePoint,
+    Prices,
     PriceStats,
     PriceUpdate,
     Ticker,
@@ -58,12 +68,12 @@ _MAX_ID = 2**31 - 1  # users.id is an integer (int4)
 # The crypto and its first history row, announced on commit, in one statement.
 _ADD = f"""
 WITH crypto AS (
-    INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated)
-    VALUES ($1, $2, $3, $4, $5)
+    INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated)
+    VALUES ($1, $2, $3, $4::text::jsonb, $5)
     RETURNING id
 ), first_price AS (
-    INSERT INTO price_history (crypto_id, price, ts)
-    SELECT id, $4, $5 FROM crypto
+    INSERT INTO price_history (crypto_id, prices, ts)
+    SELECT id, $4::text::jsonb, $5 FROM crypto
     RETURNING crypto_id
 )
 SELECT crypto_id, {announce("added", "crypto_id")} FROM first_price
@@ -83,17 +93,18 @@ _LOCK_CRYPTOS = "SELECT id FROM cryptos WHERE id = ANY($1::int[]) ORDER BY id FO
 # current one (CoinGecko's cached observation fetched again, or a batch slower to
 # commit than a newer one) changes nothing and adds no row. The history row goes in
 # only for the cryptos updated, which the lock found still there; as the current
-# price is the newest row, no two rows of a crypto share a moment.
+# price is the newest row, no two rows of a crypto share a moment. The prices come as
+# JSON text (text[], cast here: no jsonb codec needed), whatever the currencies.
 _RECORD_NEWER = """
 WITH moved AS (
     UPDATE cryptos AS c
-    SET current_price = u.price, last_updated = u.at
-    FROM unnest($1::int[], $2::float8[], $3::timestamptz[]) AS u(crypto_id, price, at)
+    SET current_prices = u.prices::jsonb, last_updated = u.at
+    FROM unnest($1::int[], $2::text[], $3::timestamptz[]) AS u(crypto_id, prices, at)
     WHERE c.id = u.crypto_id AND c.last_updated < u.at
-    RETURNING c.id, u.price, u.at
+    RETURNING c.id, c.current_prices, u.at
 )
-INSERT INTO price_history (crypto_id, price, ts)
-SELECT id, price, at FROM moved
+INSERT INTO price_history (crypto_id, prices, ts)
+SELECT id, current_prices, at FROM moved
 RETURNING crypto_id, ts
 """
 
@@ -114,13 +125,14 @@ WHERE p.crypto_id = c.id AND (p.ts, p.id) < (cut.ts, cut.id)
 """
 
 # The newest $2 rows (domain.rules.HistoryKeepsTheNewest's order), oldest first, with
-# the current price: one row per tracked symbol (history columns NULL when it has
-# none); no row when the symbol is not tracked.
+# their price and the current one in currency $3 (NULL where there is none): one row
+# per tracked symbol (history columns NULL when it has none); no row when the symbol
+# is not tracked. $2 counts observations: those with no price in $3 are left out after.
 _HISTORY = """
-SELECT c.current_price, h.price, h.ts
+SELECT (c.current_prices->>$3)::float8 AS current_price, (h.prices->>$3)::float8 AS price, h.ts
 FROM cryptos AS c
 LEFT JOIN LATERAL (
-    SELECT price, ts, id FROM price_history
+    SELECT prices, ts, id FROM price_history
     WHERE crypto_id = c.id
     ORDER BY ts DESC, id DESC
     LIMIT $2
@@ -149,12 +161,35 @@ async def _transaction() -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
+def prices_json(prices: Prices) -> str:
+    """Prices as the JSON object stored: Python writes a float's shortest exact
+    decimal, so the double read back is the one written. Only usable prices reach
+    here (``domain.model.valid_price``): NaN and the infinities are refused."""
+    return json.dumps({code: float(price) for code, price in prices.items()}, allow_nan=False)
+
+
+def _has_price(price: float | None) -> bool:
+    # A NaN (migrated from versions that stored one) is no price, as in the read model.
+    return price is not None and not math.isnan(price)
+
+
+def stored_prices(stored: object) -> dict[str, float]:
+    """The prices of a stored JSON object, as floats (a migrated infinity is the JSON
+    string PostgreSQL writes for it, "Infinity"; a migrated "NaN" is left out)."""
+    if isinstance(stored, str | bytes):  # undecoded jsonb
+        stored = json.loads(stored)
+    if not isinstance(stored, dict):
+        return {}
+    prices = {str(code): float(price) for code, price in stored.items()}
+    return {code: price for code, price in prices.items() if _has_price(price)}
+
+
 def _to_crypto(record: CryptoRecord) -> Crypto:
     return Crypto(
         symbol=Ticker(record.symbol),
         coin_id=record.coin_id,
         name=record.name,
-        current_price=record.current_price,
+        prices=stored_prices(record.current_prices),
         last_updated=record.last_updated,
         id=record.id,
     )
@@ -179,7 +214,7 @@ class TortoiseCryptoRepository:
             crypto.symbol.value,
             crypto.coin_id,
             crypto.name,
-            crypto.current_price,
+            prices_json(crypto.prices),
             crypto.last_updated,
         ]
         try:
@@ -206,7 +241,7 @@ class TortoiseCryptoRepository:
         if not batch:
             return set()
         ids = [u.crypto_id for u in batch]
-        prices = [u.price for u in batch]
+        prices = [prices_json(u.prices) for u in batch]
         times = [u.at for u in batch]
         async with _transaction() as conn:
             locked = await conn.fetch(_LOCK_CRYPTOS, ids)
@@ -225,33 +260,37 @@ class TortoiseCryptoRepository:
         rows = await CryptoRecord.all().order_by("id").values_list("id", "coin_id")
         return [TrackedCoin(crypto_id=crypto_id, coin_id=coin_id) for crypto_id, coin_id in rows]
 
-    async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
-        found = await self._newest(symbol, limit)
+    async def history(self, symbol: Ticker, limit: int, currency: str) -> list[PricePoint] | None:
+        found = await self._newest(symbol, limit, currency)
         return None if found is None else found[1]
 
-    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
+    async def stats(self, symbol: Ticker, limit: int, currency: str) -> PriceStats | None:
         # Computed here from the rows a history read returns, not by SQL aggregates:
         # PriceStats.of is the one implementation of the statistics.
-        found = await self._newest(symbol, limit)
+        found = await self._newest(symbol, limit, currency)
         if found is None:
             return None
         current_price, points = found
         return PriceStats.of(current_price, (p.price for p in points))
 
-    async def _newest(self, symbol: Ticker, limit: int) -> tuple[float, list[PricePoint]] | None:
-        """The current price and the newest ``limit`` prices, oldest first, in one
-        query; None when the symbol is not tracked."""
+    async def _newest(
+        self, symbol: Ticker, limit: int, currency: str
+    ) -> tuple[float | None, list[PricePoint]] | None:
+        """The current price in ``currency`` (None: none) and the prices in it of the
+        newest ``limit`` observations that have one, oldest first, in one query; None
+        when the symbol is not tracked."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        _, rows = await _db().execute_query(_HISTORY, [symbol.value, limit])
+        _, rows = await _db().execute_query(_HISTORY, [symbol.value, limit, currency])
         if not rows:
             return None
         points = [
             PricePoint(price=row["price"], timestamp=row["ts"])
             for row in rows
-            if row["ts"] is not None
+            if _has_price(row["price"])
         ]
-        return rows[0]["current_price"], points
+        current = rows[0]["current_price"]
+        return (current if _has_price(current) else None), points
 
     async def delete(self, symbol: Ticker) -> bool:
         _, rows = await _db().execute_query(_DELETE, [symbol.value])

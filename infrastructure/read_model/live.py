@@ -3,7 +3,9 @@
 One dedicated connection per server process listens on ``changes.CHANNEL``. On connecting it
 loads everything, then applies each notification with one query for what it names
 (``infrastructure.db.changes``), in commit order, and hands the events each change
-makes to the price feed.
+makes to the price feed. It loads the configured quote currencies only, each one's
+prices as a float8 column of its own (``Queries``): a currency removed from the
+configuration is not loaded, and its stored prices stay in the database.
 
 The consistency it promises:
 - ``live`` is True only while the listening connection is up and the set is loaded.
@@ -32,13 +34,14 @@ import uuid
 from array import array
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from domain.events import PriceEvent, UpstreamChanged, UpstreamState
-from domain.model import Crypto, Ticker
+from domain.model import Crypto, QuoteCurrencies, Ticker
 from infrastructure.db.changes import CHANNEL, Change, parse, sync_payload
 from infrastructure.db.config import connect_kwargs
 from infrastructure.read_model.store import (
@@ -46,78 +49,125 @@ from infrastructure.read_model.store import (
     HistoryRow,
     PriceState,
     TrackedSet,
+    has_price,
 )
 
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "cps-read-model"
 
-# Cryptos with their newest $1 history rows, as arrays: each page (by id) of a full
-# load, or the cryptos named.
-_LOAD = """
-SELECT c.id, c.symbol, c.coin_id, c.name, c.current_price, c.last_updated,
-       h.row_ids, h.times, h.prices
+# A full load's page: the rows of one page stay a few MB, where those of 10,000
+# cryptos at once took about 170 MB on top of the set (bench/RESULTS.md).
+PAGE = 500
+
+
+def _price(column: str, param: int) -> str:
+    """The price in the currency of parameter ``param`` of a prices object; NaN where
+    it has none (an array cannot hold the NULL ->> gives for a missing key)."""
+    return f"coalesce(({column}->>${param})::float8, 'NaN')"
+
+
+@dataclass(frozen=True, slots=True)
+class Queries:
+    """The loader's SQL for ``currencies`` configured currencies, built once: each
+    currency's prices come as a float8 column of their own (``now_<i>`` the current
+    one, ``p_<i>`` the history's as an array), its code a parameter.
+
+    - ``load_page(keep, *codes, after, page)``, ``load_ids(keep, *codes, ids)``:
+      cryptos with their newest ``keep`` history rows, as arrays (a page by id of a
+      full load, or the cryptos named);
+    - ``prices(ids, since, *codes)``: a price batch, the cryptos' current prices and
+      their rows stamped ``since`` or later (rows already held are recognised by id).
+    """
+
+    currencies: int
+    load_page: str
+    load_ids: str
+    prices: str
+
+    @classmethod
+    def build(cls, currencies: int) -> Queries:
+        codes = range(currencies)
+        # The loads: $1 keep, then the codes, then what the WHERE needs.
+        first = 2
+        now = "".join(f", {_price('c.current_prices', first + i)} AS now_{i}" for i in codes)
+        aggregates = "".join(
+            f",\n           array_agg({_price('prices', first + i)} ORDER BY ts, id) AS p_{i}"
+            for i in codes
+        )
+        arrays = "".join(f", h.p_{i}" for i in codes)
+        load = f"""
+SELECT c.id, c.symbol, c.coin_id, c.name, c.last_updated{now},
+       h.row_ids, h.times{arrays}
 FROM cryptos AS c
 LEFT JOIN LATERAL (
     SELECT array_agg(id ORDER BY ts, id) AS row_ids,
-           array_agg((extract(epoch FROM ts) * 1000000)::int8 ORDER BY ts, id) AS times,
-           array_agg(price ORDER BY ts, id) AS prices
+           array_agg((extract(epoch FROM ts) * 1000000)::int8 ORDER BY ts, id) AS times{aggregates}
     FROM (
-        SELECT id, ts, price FROM price_history
+        SELECT id, ts, prices FROM price_history
         WHERE crypto_id = c.id
         ORDER BY ts DESC, id DESC
         LIMIT $1
     ) AS newest
 ) AS h ON TRUE
-{where}
 """
-_LOAD_PAGE = _LOAD.format(where="WHERE c.id > $2 ORDER BY c.id LIMIT $3")
-_LOAD_IDS = _LOAD.format(where="WHERE c.id = ANY($2::int[])")
-# A full load's page: the rows of one page stay a few MB, where those of 10,000
-# cryptos at once took about 170 MB on top of the set (bench/RESULTS.md).
-PAGE = 500
-
-# A price batch: the cryptos' current prices and their rows stamped $2 or later
-# (rows already held are recognised by id).
-_PRICES = """
-SELECT c.id, c.current_price, c.last_updated,
-       h.id AS row_id, (extract(epoch FROM h.ts) * 1000000)::int8 AS at_us, h.price
+        after = first + currencies
+        # The price batch: $1 ids, $2 since, then the codes.
+        now_at_3 = "".join(f", {_price('c.current_prices', 3 + i)} AS now_{i}" for i in codes)
+        row_prices = "".join(f", {_price('h.prices', 3 + i)} AS p_{i}" for i in codes)
+        prices = f"""
+SELECT c.id, c.last_updated{now_at_3},
+       h.id AS row_id, (extract(epoch FROM h.ts) * 1000000)::int8 AS at_us{row_prices}
 FROM cryptos AS c
 LEFT JOIN price_history AS h ON h.crypto_id = c.id AND h.ts >= $2
 WHERE c.id = ANY($1::int[])
 """
+        return cls(
+            currencies=currencies,
+            load_page=load + f"WHERE c.id > ${after} ORDER BY c.id LIMIT ${after + 1}\n",
+            load_ids=load + f"WHERE c.id = ANY(${after}::int[])\n",
+            prices=prices,
+        )
+
 
 Publish = Callable[[Sequence[PriceEvent]], None]
 
 
-def _states(rows: Sequence[asyncpg.Record]) -> list[CryptoState]:
+def _current(r: asyncpg.Record, codes: Sequence[str]) -> dict[str, float]:
+    return {code: r[f"now_{i}"] for i, code in enumerate(codes) if has_price(r[f"now_{i}"])}
+
+
+def _states(rows: Sequence[asyncpg.Record], codes: Sequence[str]) -> list[CryptoState]:
+    """Rows of ``Queries.load_page``/``load_ids`` asked with ``codes``."""
     return [
         CryptoState(
             Crypto(
                 symbol=Ticker(r["symbol"]),
                 coin_id=r["coin_id"],
                 name=r["name"],
-                current_price=r["current_price"],
+                prices=_current(r, codes),
                 last_updated=r["last_updated"],
                 id=r["id"],
             ),
             array("q", r["row_ids"] or ()),
             array("q", r["times"] or ()),
-            array("d", r["prices"] or ()),
+            {code: array("d", r[f"p_{i}"] or ()) for i, code in enumerate(codes)},
         )
         for r in rows
     ]
 
 
-def _price_states(rows: Sequence[asyncpg.Record]) -> list[PriceState]:
+def _price_states(rows: Sequence[asyncpg.Record], codes: Sequence[str]) -> list[PriceState]:
+    """Rows of ``Queries.prices`` asked with ``codes``."""
     new_rows: dict[int, list[HistoryRow]] = defaultdict(list)
     current: dict[int, asyncpg.Record] = {}
     for r in rows:
         current[r["id"]] = r
         if r["row_id"] is not None:
-            new_rows[r["id"]].append(HistoryRow(r["row_id"], r["at_us"], r["price"]))
+            prices = {c: r[f"p_{i}"] for i, c in enumerate(codes) if has_price(r[f"p_{i}"])}
+            new_rows[r["id"]].append(HistoryRow(r["row_id"], r["at_us"], prices))
     return [
-        PriceState(crypto_id, r["current_price"], r["last_updated"], new_rows[crypto_id])
+        PriceState(crypto_id, _current(r, codes), r["last_updated"], new_rows[crypto_id])
         for crypto_id, r in current.items()
     ]
 
@@ -127,6 +177,7 @@ class LiveReadModel:
         self,
         database_url: str,
         keep: int,
+        currencies: QuoteCurrencies,
         *,
         notify: Callable[[str], Awaitable[None]],
         publish: Publish | None = None,
@@ -138,7 +189,11 @@ class LiveReadModel:
         sync_timeout: float = 2.0,
         max_retry_delay: float = 5.0,
     ) -> None:
-        self.store = TrackedSet(keep)
+        self.store = TrackedSet(keep, currencies)
+        # Only the configured currencies are loaded: one removed from the
+        # configuration stays in the database, unread.
+        self._codes = currencies.codes
+        self._sql = Queries.build(len(self._codes))
         self._connect: dict[str, Any] = {
             **connect_kwargs(database_url),
             "timeout": connect_timeout,
@@ -294,8 +349,10 @@ class LiveReadModel:
         elif change.kind == "prices" and change.since is not None:
             ids = list(change.ids) if change.ids is not None else self.store.ids()
             if ids:
-                rows = await conn.fetch(_PRICES, ids, change.since, timeout=self._query_timeout)
-                states = _price_states(rows)
+                rows = await conn.fetch(
+                    self._sql.prices, ids, change.since, *self._codes, timeout=self._query_timeout
+                )
+                states = _price_states(rows, self._codes)
                 unknown = [s.crypto_id for s in states if not self.store.holds(s.crypto_id)]
                 self._emit(self.store.apply_prices(states, change.keep))
                 if unknown:  # not held (never expected: an add is delivered first)
@@ -321,17 +378,24 @@ class LiveReadModel:
         after = 0
         while True:
             rows = await conn.fetch(
-                _LOAD_PAGE, self.store.keep, after, PAGE, timeout=self._query_timeout
+                self._sql.load_page,
+                self.store.keep,
+                *self._codes,
+                after,
+                PAGE,
+                timeout=self._query_timeout,
             )
-            states += _states(rows)
+            states += _states(rows, self._codes)
             if len(rows) < PAGE:
                 break
             after = rows[-1]["id"]
         self._emit(self.store.replace_all(states))
 
     async def _load(self, conn: asyncpg.Connection, ids: list[int]) -> None:
-        rows = await conn.fetch(_LOAD_IDS, self.store.keep, ids, timeout=self._query_timeout)
-        self._emit(self.store.upsert(_states(rows)))
+        rows = await conn.fetch(
+            self._sql.load_ids, self.store.keep, *self._codes, ids, timeout=self._query_timeout
+        )
+        self._emit(self.store.upsert(_states(rows, self._codes)))
 
     def _emit(self, events: Sequence[PriceEvent]) -> None:
         if events:

@@ -46,24 +46,26 @@ class ReadModelCryptoRepository:
             return store.get(symbol)
         return await self._read_through(self._db.get(symbol), lambda: store.get(symbol))
 
-    async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
+    async def history(self, symbol: Ticker, limit: int, currency: str) -> list[PricePoint] | None:
         store = self._model.store
         if not 1 <= limit <= store.keep:
-            return await self._db.history(symbol, limit)
+            return await self._db.history(symbol, limit, currency)
         if self._model.live:
-            return store.history(symbol, limit)
+            return store.history(symbol, limit, currency)
         return await self._read_through(
-            self._db.history(symbol, limit), lambda: store.history(symbol, limit)
+            self._db.history(symbol, limit, currency),
+            lambda: store.history(symbol, limit, currency),
         )
 
-    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
+    async def stats(self, symbol: Ticker, limit: int, currency: str) -> PriceStats | None:
         store = self._model.store
         if not 1 <= limit <= store.keep:
-            return await self._db.stats(symbol, limit)
+            return await self._db.stats(symbol, limit, currency)
         if self._model.live:
-            return store.stats(symbol, limit)
+            return store.stats(symbol, limit, currency)
         return await self._read_through(
-            self._db.stats(symbol, limit), lambda: store.stats(symbol, limit)
+            self._db.stats(symbol, limit, currency),
+            lambda: store.stats(symbol, limit, currency),
         )
 
     async def tracked_coins(self) -> list[TrackedCoin]:

@@ -21,6 +21,7 @@ from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 from tortoise.contrib.sanic import register_tortoise
 
 from bootstrap import Wiring, bootstrap
+from domain.model import QuoteCurrencies
 from domain.ports import Clock
 from infrastructure.clock import utc_now
 from infrastructure.db.migrate import upgrade
@@ -29,8 +30,9 @@ from infrastructure.open_files import ensure_open_files
 from infrastructure.settings import Settings
 from interfaces.http.errors import register_error_handlers
 from interfaces.http.hooks import mount_hooks
-from interfaces.http.routes import auth, coins, cryptos, health, metrics, pages
+from interfaces.http.routes import auth, coins, cryptos, currencies, health, metrics, pages
 from interfaces.http.sanic_fixes import ServerApp, StopSignalsWhileStarting
+from interfaces.http.schemas import describe_currency_parameter
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,10 @@ APP_NAME = "CryptoPriceServer"
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def describe_api(app: Sanic) -> None:
-    """The OpenAPI description served at /docs/openapi.json (sanic-ext)."""
+def describe_api(app: Sanic, quote_currencies: QuoteCurrencies) -> None:
+    """The OpenAPI description served at /docs/openapi.json (sanic-ext), with the
+    configured quote currencies (known only now) in ``?currency=``'s description."""
+    describe_currency_parameter(quote_currencies)
     app.ext.openapi.describe(
         "Crypto Price Server",
         version="0.1.0",
@@ -146,14 +150,23 @@ def create_app(
     app.config.PROXIES_COUNT = settings.proxies_count  # request.client_ip honours it
     app.ctx.wiring = wiring
     app.ctx.services = wiring.services
+    app.ctx.currencies = settings.currencies  # parsed once, read by every ?currency=
     register_error_handlers(app)
     mount_hooks(app)
     health.track_start_up(app)
     register_tortoise(app, config=wiring.tortoise_config())
 
-    for blueprint in (auth.bp, coins.bp, cryptos.bp, health.bp, metrics.bp, pages.bp):
+    for blueprint in (
+        auth.bp,
+        coins.bp,
+        cryptos.bp,
+        currencies.bp,
+        health.bp,
+        metrics.bp,
+        pages.bp,
+    ):
         app.blueprint(blueprint)
-    describe_api(app)
+    describe_api(app, settings.currencies)
 
     if wiring.embedded_database:
         # Before the server listens and its read model loads; here, since a single

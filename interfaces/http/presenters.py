@@ -14,7 +14,7 @@ from domain.events import (
     UpstreamChanged,
     UpstreamState,
 )
-from domain.model import CoinCandidate, Crypto, PricePoint, PriceStats, Ticker
+from domain.model import CoinCandidate, Crypto, PricePoint, PriceStats, QuoteCurrencies, Ticker
 
 
 def iso_utc(moment: datetime) -> str:
@@ -22,11 +22,12 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def crypto_json(crypto: Crypto) -> dict[str, Any]:
+def crypto_json(crypto: Crypto, currency: str) -> dict[str, Any]:
+    """In ``currency``: a null price when the latest observation has none in it."""
     return {
         "symbol": crypto.symbol.value,
         "name": crypto.name,
-        "current_price": crypto.current_price,
+        "current_price": crypto.price_in(currency),
         "last_updated": iso_utc(crypto.last_updated),
     }
 
@@ -74,20 +75,28 @@ def stats_json(symbol: Ticker, stats: PriceStats) -> dict[str, Any]:
     }
 
 
+def currencies_json(currencies: QuoteCurrencies) -> dict[str, Any]:
+    return {"currencies": list(currencies.codes), "default": currencies.default}
+
+
 def upstream_json(state: UpstreamState) -> dict[str, Any]:
     return {"status": state.status, "since": iso_utc(state.since)}
 
 
-def event_json(event: PriceEvent) -> tuple[str, dict[str, Any]]:
-    """A live stream event: its name and its data."""
+def event_json(event: PriceEvent, currency: str) -> tuple[str, dict[str, Any]] | None:
+    """A live stream event in ``currency``: its name and its data; None for a price
+    with none in ``currency`` (a stream in it has nothing to tell of it)."""
     if isinstance(event, PriceChanged):
+        price = event.prices.get(currency)
+        if price is None:
+            return None
         return "price", {
             "symbol": event.symbol.value,
-            "current_price": event.current_price,
+            "current_price": price,
             "last_updated": iso_utc(event.last_updated),
         }
     if isinstance(event, CryptoAdded):
-        return "added", crypto_json(event.crypto)
+        return "added", crypto_json(event.crypto, currency)
     if isinstance(event, CryptoRemoved):
         return "removed", {"symbol": event.symbol.value}
     if isinstance(event, UpstreamChanged):

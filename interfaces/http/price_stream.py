@@ -6,7 +6,8 @@ Server-Sent Events: ``snapshot`` (the whole tracked set) on connect, then ``upst
 STREAM_HEARTBEAT_SECONDS so that proxies keep a quiet stream open (and so does Sanic:
 its RESPONSE_TIMEOUT, 60 s, counts from the last bytes sent or received). The stream ends
 when the token expires, when the server stops, or when the client falls too far
-behind; a client reconnects and gets a new snapshot.
+behind; a client reconnects and gets a new snapshot. Everything is in the stream's
+``?currency=``: a price with none in it is not sent on that stream.
 """
 
 from __future__ import annotations
@@ -47,24 +48,31 @@ def event(name: str, data: Any) -> bytes:
 
 
 class _Rendered:
-    """A commit's events rendered once: every subscriber in this process is handed the
-    same batch object, one after the other."""
+    """A commit's events rendered once per currency: every subscriber in this process
+    is handed the same batch object, one after the other, and the streams in one
+    currency share its body."""
 
     def __init__(self) -> None:
         self._batch: object = None
-        self._body = b""
+        self._bodies: dict[str, bytes] = {}
 
-    def __call__(self, batch: Sequence[PriceEvent]) -> bytes:
+    def __call__(self, batch: Sequence[PriceEvent], currency: str) -> bytes:
+        """The batch's events in ``currency``; empty when none is in it."""
         if batch is not self._batch:
-            self._body = b"".join(event(*event_json(e)) for e in batch)
-            self._batch = batch
-        return self._body
+            self._batch, self._bodies = batch, {}
+        body = self._bodies.get(currency)
+        if body is None:
+            shown = (event_json(e, currency) for e in batch)
+            body = b"".join(event(*named) for named in shown if named is not None)
+            self._bodies[currency] = body
+        return body
 
 
 render = _Rendered()
 
 
-async def stream_prices(request: Request, heartbeat_seconds: float) -> None:
+async def stream_prices(request: Request, heartbeat_seconds: float, currency: str) -> None:
+    """The stream in ``currency`` (a configured one): a price with none in it is not sent."""
     snapshot, upstream, subscription = await services(request).watch_prices()
     observe_stream(opened=True)
     try:
@@ -72,20 +80,27 @@ async def stream_prices(request: Request, heartbeat_seconds: float) -> None:
             content_type=f"{MEDIA_TYPE}; charset=utf-8",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
-        first = event("snapshot", {"cryptos": [crypto_json(c) for c in snapshot]})
+        first = event("snapshot", {"cryptos": [crypto_json(c, currency) for c in snapshot]})
         if upstream is not None:
             first += event("upstream", upstream_json(upstream))
         await response.send(first)
+        last_sent = time.monotonic()
         expires_at = request.ctx.token_expires_at
         while (left := expires_at - time.time()) > 0:
+            until_heartbeat = heartbeat_seconds - (time.monotonic() - last_sent)
             try:
-                batch = await subscription.next(within=min(heartbeat_seconds, left))
+                batch = await subscription.next(within=max(0.0, min(until_heartbeat, left)))
             except FeedClosed:
                 break
-            if batch is not None:
-                await response.send(render(batch))
-            elif time.time() < expires_at:
-                await response.send(HEARTBEAT)
+            body = b"" if batch is None else render(batch, currency)
+            if not body:
+                # Nothing for this stream: a heartbeat once it has been quiet that long
+                # (batches it skips must not keep it silent past a proxy's timeout).
+                if time.monotonic() - last_sent < heartbeat_seconds or time.time() >= expires_at:
+                    continue
+                body = HEARTBEAT
+            await response.send(body)
+            last_sent = time.monotonic()
         await response.eof()
     finally:
         subscription.close()

@@ -5,7 +5,9 @@ change to it (a price, new rows, a trim, an add, a delete), and hands out the sa
 values until then (``TrackedSet.version_of``). So the body rendered from a value at
 one version serves every read until that version moves on: a read of an unchanged
 crypto costs a dictionary lookup, not a rendering of 100 timestamps. One body per
-key (what was rendered, of which crypto): a new version replaces the old body;
+key (what was rendered, of which crypto, in which currency: a version is the crypto's
+whatever the currency, so a body in usd never answers a read in eur): a new version
+replaces the old body;
 bounded, least recently used first. A value with no version (read through to the
 database while the model is not live) is rendered every time and never kept.
 """

@@ -16,9 +16,9 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 from sanic_ext.extensions.openapi import openapi
 from sanic_ext.extensions.openapi.builders import OperationStore
-from sanic_ext.extensions.openapi.definitions import Component, Reference, Response
+from sanic_ext.extensions.openapi.definitions import Component, Parameter, Reference, Response
 
-from domain.model import PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES
+from domain.model import PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES, QuoteCurrencies
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,7 +68,17 @@ Symbol = Annotated[
     str,
     Field(pattern=r"^[A-Z0-9]{1,20}$", json_schema_extra={"example": "BTC"}),
 ]
-Price = Annotated[float, Field(description="in US dollars", json_schema_extra={"example": 45000.5})]
+Price = Annotated[
+    float,
+    Field(
+        description="in the currency asked for (?currency=; without it, the default one)",
+        json_schema_extra={"example": 45000.5},
+    ),
+]
+NO_PRICE_IN_IT = (
+    "in the currency asked for (?currency=; without it, the default one); null: the "
+    "latest price has none in it (a currency configured after it was stored)"
+)
 
 
 # Requests. Unknown fields are ignored, so none of them forbids extra properties.
@@ -137,7 +147,7 @@ class Token(Answer):
 class Crypto(Answer):
     symbol: Symbol
     name: str = Field(json_schema_extra={"example": "Bitcoin"})
-    current_price: Price
+    current_price: Price | None = Field(description=NO_PRICE_IN_IT)
     last_updated: Timestamp = Field(
         description="CoinGecko's time of the current price (UTC, to the second)"
     )
@@ -159,7 +169,7 @@ class CoinCandidate(Answer):
     name: str = Field(json_schema_extra={"example": "Bitcoin"})
     market_cap_rank: int | None = Field(ge=1, description="null: unranked")
     current_price: float | None = Field(
-        description="in US dollars, up to a few minutes old; null: CoinGecko has none",
+        description="in the currency asked for, up to a few minutes old; null: CoinGecko has none",
         json_schema_extra={"example": 45000.5},
     )
 
@@ -172,6 +182,8 @@ class CoinList(Answer):
 
 
 class HistoryPoint(Answer):
+    """One stored observation's price in the currency asked for."""
+
     price: Price
     timestamp: Timestamp = Field(
         description="CoinGecko's time of the price (UTC, to the second); one row per time"
@@ -184,7 +196,8 @@ class History(Answer):
 
 
 class StatsFigures(Answer):
-    """Over the stored history; the figures are null while it is empty."""
+    """Over the stored history's prices in the currency asked for; the figures are null
+    while it has none."""
 
     min_price: float | None = Field(description="to 8 decimal places")
     max_price: float | None = Field(description="to 8 decimal places")
@@ -198,8 +211,19 @@ class StatsFigures(Answer):
 
 class Stats(Answer):
     symbol: Symbol
-    current_price: Price
+    current_price: Price | None = Field(description=NO_PRICE_IN_IT)
     stats: StatsFigures
+
+
+class Currencies(Answer):
+    currencies: list[str] = Field(
+        description="the codes ?currency= takes (QUOTE_CURRENCIES), in the configured order",
+        json_schema_extra={"example": ["usd", "eur"]},
+    )
+    default: str = Field(
+        description="the first: what an answer is in without ?currency=",
+        json_schema_extra={"example": "usd"},
+    )
 
 
 class Empty(Answer):
@@ -302,12 +326,20 @@ UNAVAILABLE_OR_SPENT = (
 
 def fails(*statuses: int | tuple[int, str]) -> Callable[[F], F]:
     """The error answers, each ``{"error": "..."}``: ``fails(404, (409, "already
-    tracked"))`` gives each status the standard description, or the route's own."""
+    tracked"))`` gives each status the standard description, or the route's own. A
+    status documented already keeps its headers and gets both descriptions."""
 
     def inner(func: F) -> F:
         for item in statuses:
             status, description = item if isinstance(item, tuple) else (item, ERRORS[item])
-            func = openapi.response(status, {JSON: ref(Error)}, description)(func)
+            operation = OperationStore()[func]
+            documented = operation.responses.get(status)
+            if documented is None:
+                func = openapi.response(status, {JSON: ref(Error)}, description)(func)
+                continue
+            fields = dict(documented.fields)
+            fields["description"] = f"{fields.get('description')}; or {description}"
+            operation.responses[status] = HeadedResponse(**fields)
         return func
 
     return inner
@@ -348,3 +380,47 @@ def symbol_in_path(func: F) -> F:
         description="a ticker, in any case",
     )
     return fails((400, "the symbol is not 1 to 20 letters or digits"))(parameter(func))
+
+
+# The handlers that take ?currency=: the configured codes are known only once an app is
+# built (``describe_currency_parameter``), after the decorators ran.
+_TAKE_CURRENCY: list[Callable[..., Any]] = []
+CURRENCY_FAILS = "a blank currency, one given twice or one that is not configured"
+
+
+def currency_parameter(currencies: QuoteCurrencies | None) -> Parameter:
+    """``?currency=``, with the configured codes when they are known."""
+    if currencies is None:
+        which, default, example = "one of QUOTE_CURRENCIES", None, "eur"
+    else:
+        codes = currencies.codes
+        which, default = f"one of {', '.join(codes)}", currencies.default
+        example = codes[1] if len(codes) > 1 else default
+    return Parameter.make(
+        "currency",
+        openapi.String(default=default, example=example),
+        "query",
+        required=False,
+        description=(
+            f"the quote currency of the prices, in any case: {which} (GET /currencies "
+            f"lists them); absent: the default{'' if default is None else f', {default}'}"
+        ),
+    )
+
+
+def currency_in_query(func: F) -> F:
+    """``?currency=``: a configured quote currency in any case, optional; a blank,
+    repeated or unconfigured one is a 400 (beside the route's other 400s, if any)."""
+    OperationStore()[func].parameters.append(currency_parameter(None))
+    _TAKE_CURRENCY.append(func)
+    return fails((400, CURRENCY_FAILS))(func)
+
+
+def describe_currency_parameter(currencies: QuoteCurrencies) -> None:
+    """Name the configured codes and the default in every ``?currency=`` (sanic-ext's
+    document is process-wide: the app built last describes it)."""
+    for func in _TAKE_CURRENCY:
+        parameters = OperationStore()[func].parameters
+        for i, parameter in enumerate(parameters):
+            if parameter.fields["name"] == "currency":
+                parameters[i] = currency_parameter(currencies)

@@ -9,6 +9,7 @@ violation in the page. Without Chromium the tests fail; they never skip."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -77,18 +78,19 @@ async def seed_day_of_history(database_url: str) -> None:
     ]
     conn = await asyncpg.connect(**connect_kwargs(database_url))
     try:
+        # Prices in usd only: in any other currency configured it has none yet.
         crypto_id = await conn.fetchval(
-            "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
-            "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id",
             symbol,
             coin_id,
             name,
-            points[-1][1],
+            json.dumps({"usd": points[-1][1]}),
             points[-1][0],
         )
         await conn.executemany(
-            "INSERT INTO price_history (crypto_id, price, ts) VALUES ($1, $2, $3)",
-            [(crypto_id, price, ts) for ts, price in points],
+            "INSERT INTO price_history (crypto_id, prices, ts) VALUES ($1, $2::jsonb, $3)",
+            [(crypto_id, json.dumps({"usd": price}), ts) for ts, price in points],
         )
     finally:
         await conn.close(timeout=10)
@@ -230,6 +232,13 @@ async def page(
         await context.close()
     unexpected = [p for p in problems if not any(a.match(p) for a in allowed_errors)]
     assert unexpected == [], unexpected
+
+
+def api_url(path: str) -> re.Pattern[str]:
+    """What page.route() matches for the API's ``path`` ("/crypto"), whatever its query:
+    the page asks every read in its currency (``?currency=usd``), which a glob such as
+    ``**/crypto`` would not match."""
+    return re.compile(re.escape(path) + r"(\?|$)")
 
 
 async def screenshot(page: Page, view: str, width: str) -> None:

@@ -17,6 +17,7 @@ from tests.browser.conftest import (
     TIME_ZONE,
     VIEWPORTS,
     Site,
+    api_url,
     log_in,
     screenshot,
 )
@@ -49,6 +50,7 @@ async def test_register_track_refresh_delete_and_log_out(page: Page, site: Site,
     await expect(page).to_have_url(re.compile("#/cryptos$"))
     await expect(page.locator("#whoami")).to_have_text(f"Signed in as {username}")
     await expect(page.locator("#shared-note")).to_contain_text("shared by everyone signed in")
+    await expect(page.locator("#currency-picker")).to_be_hidden()  # only usd: nothing to pick
 
     for ticker, symbol in (("btc", "BTC"), ("ETH", "ETH")):
         await page.fill("#ticker", ticker)
@@ -206,7 +208,7 @@ async def test_a_day_of_history_draws_two_time_ticks_at_any_time_of_day(
     async def day(route: Route) -> None:
         await route.fulfill(status=200, json={"symbol": symbol, "history": history})
 
-    await page.route(f"**/crypto/{symbol}/history", day)
+    await page.route(api_url(f"/crypto/{symbol}/history"), day)
     await page.goto("/")
     await log_in(page, username)
     await page.goto(f"/#/cryptos/{symbol}/history")
@@ -299,7 +301,7 @@ async def test_a_price_streamed_while_the_list_is_fetched_is_not_undone(
             return
         await route.continue_()
 
-    await page.route("**/crypto", late_list)
+    await page.route(api_url("/crypto"), late_list)
     await page.goto("/#/cryptos/BTC/history")
     await log_in(page, username, lands_on="#/cryptos/BTC/history")
     await expect(page.locator("#live")).to_have_text("Live")
@@ -374,7 +376,7 @@ async def test_the_page_follows_the_stream_it_is_sent(
         )
         await route.fulfill(status=200, content_type="text/event-stream", body=body)
 
-    await page.route("**/crypto", play)
+    await page.route(api_url("/crypto"), play)
     await page.goto("/")
     await log_in(page, username)
     await expect(row(page, "ETH")).to_be_visible()
@@ -397,7 +399,7 @@ async def test_a_stream_refused_with_401_goes_back_to_log_in(page: Page, site: S
         else:
             await route.continue_()
 
-    await page.route("**/crypto", refuse)
+    await page.route(api_url("/crypto"), refuse)
     await page.goto("/#/cryptos")
     await log_in(page, username, lands_on="#/login")
     await expect(page.locator("#auth-message")).to_have_text(
@@ -422,7 +424,7 @@ async def test_while_the_stream_is_refused_the_page_asks_every_30_s(
         else:
             await route.continue_()
 
-    await page.route("**/crypto", too_many)
+    await page.route(api_url("/crypto"), too_many)
     await page.clock.install()
     await page.goto("/")
     await log_in(page, username)

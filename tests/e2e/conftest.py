@@ -73,22 +73,26 @@ async def gecko() -> AsyncIterator[FakeCoinGecko]:
 @pytest.fixture
 def make_api(database_url: str, gecko: FakeCoinGecko) -> MakeApi:
     """``async with make_api(HISTORY_LIMIT="5") as api:`` serves an app built from the
-    test environment plus these overrides (``REDIS_URL=""`` for the in-process cache)."""
+    test environment plus these overrides (``REDIS_URL=""`` for the in-process cache), on
+    an emptied database; ``restart=True`` keeps what an app before it stored (a server
+    restarted with other settings), its user included."""
 
     @asynccontextmanager
-    async def make(**overrides: str) -> AsyncIterator[Api]:
+    async def make(*, restart: bool = False, **overrides: str) -> AsyncIterator[Api]:
         env: Mapping[str, str] = {
             **test_env(database_url, gecko.base_url, machine_redis_url()),
             **overrides,
         }
-        await truncate_tables(database_url)
+        if not restart:
+            await truncate_tables(database_url)
         app = create_app(settings=Settings.from_env(env))
         try:
             async with serve(app) as client:
-                r = await client.post(
-                    "/auth/register", json={"username": "tester", "password": "test password"}
-                )
-                assert r.status_code == 201, r.text
+                user = {"username": "tester", "password": "test password"}
+                r = await client.post("/auth/register", json=user)
+                if restart and r.status_code == 409:
+                    r = await client.post("/auth/login", json=user)
+                assert r.status_code in (200, 201), r.text
                 yield Api(app, client, gecko, {"Authorization": f"Bearer {r.json()['token']}"})
         finally:
             if env.get("REDIS_URL"):

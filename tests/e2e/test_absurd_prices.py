@@ -29,7 +29,7 @@ async def test_adding_at_an_absurd_price_stores_nothing(api, caplog):
     with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
         r = await api.client.post("/crypto", json={"symbol": "BTC"}, headers=api.auth)
     assert r.status_code == 500 and "no usable price" in r.json()["error"]
-    assert "unusable prices (skipped): bitcoin=1.7e+308" in caplog.text
+    assert "unusable prices (left out): bitcoin.usd=1.7e+308" in caplog.text
     assert (await api.client.get("/crypto", headers=api.auth)).json() == {"cryptos": []}
 
 
@@ -65,8 +65,9 @@ async def test_stats_leave_out_absurd_rows_stored_before_the_rule(api, database_
             (ABSURD, 4),
         ]:
             await conn.execute(
-                "INSERT INTO price_history (crypto_id, price, ts) "
-                "SELECT id, $1, now() + make_interval(hours => $2) "
+                "INSERT INTO price_history (crypto_id, prices, ts) "
+                "SELECT id, jsonb_build_object('usd', $1::float8), "
+                "now() + make_interval(hours => $2) "
                 "FROM cryptos WHERE symbol = 'BTC'",
                 price,
                 hours,

@@ -185,3 +185,22 @@ async def test_json_with_or_without_a_utf8_charset_is_accepted(api, content_type
         "/crypto", content=b'{"symbol": "BTC"}', headers={**api.auth, "content-type": content_type}
     )
     assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["%00", "us%00d", "%FF", "%ED%A0%80", "%F0%9F%98%80", "u" * 1_000, "%26", "usd%2Ceur"],
+)
+async def test_odd_bytes_in_a_currency_are_400_and_change_nothing(api, caplog, value):
+    caplog.set_level(logging.INFO)
+    for path in ("/crypto", "/crypto/BTC", "/crypto/BTC/history", "/coins?symbol=btc"):
+        glue = "&" if "?" in path else "?"
+        r = await api.client.get(f"{path}{glue}currency={value}", headers=api.auth)
+        assert_error(r, 400)
+        assert r.json()["error"].startswith("currency must be one of usd (got ")
+        assert len(r.json()["error"]) < 200  # what was sent is cut short, not echoed whole
+    r = await api.client.post(f"/crypto?currency={value}", json={"symbol": "BTC"}, headers=api.auth)
+    assert_error(r, 400)
+    quiet_log(caplog)
+    assert (await api.client.get("/crypto", headers=api.auth)).json() == {"cryptos": []}
+    assert api.gecko.requests == []

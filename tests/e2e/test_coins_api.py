@@ -82,7 +82,7 @@ async def test_one_coingecko_call_then_the_cache_answers(make_api, redis_url):
         if redis_url:
             client = redis.Redis.from_url(redis_url)
             try:
-                key = f"{api.app.ctx.wiring.settings.redis_key_prefix}ticker:ADA:coins"
+                key = f"{api.app.ctx.wiring.settings.redis_key_prefix}ticker:ADA:coins:usd"
                 assert 0 < await client.ttl(key) <= 300
             finally:
                 await client.aclose()

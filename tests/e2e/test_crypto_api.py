@@ -272,3 +272,12 @@ async def test_known_ticker_is_resolved_from_the_cache(api):
     lookups = len(api.gecko.calls("/coins/markets"))
     assert (await add(api, "BTC")).status_code == 201
     assert len(api.gecko.calls("/coins/markets")) == lookups  # no second resolution
+
+
+async def test_the_default_currency_may_be_named_in_any_case(api):
+    added = (await add(api, "BTC")).json()["crypto"]
+    for query in ("", "?currency=usd", "?currency=USD", "?currency=uSd"):
+        r = await api.client.get(f"/crypto/BTC{query}", headers=api.auth)
+        assert (r.status_code, r.json()) == (200, added), query
+    r = await api.client.get("/crypto/BTC?currency=eur", headers=api.auth)
+    assert (r.status_code, r.json()) == (400, {"error": "currency must be one of usd (got 'eur')"})

@@ -195,4 +195,6 @@ async def test_the_poller_waits_for_the_new_month_then_polls(database, gecko):
         await until(polled_in_december, "a poll in the new month")
     calls = await counted(database)
     assert calls["2024-11"] == 9  # no poll spent November's reserve
-    assert len(gecko.calls("/simple/price")) == calls["2024-12"]  # each call counted
+    # each call counted: the polls' and the quote currencies' check
+    made = gecko.calls("/simple/price") + gecko.calls("/simple/supported_vs_currencies")
+    assert len(made) == calls["2024-12"]

@@ -20,7 +20,8 @@ TRACKED = {200, 400, 401, 404, DB_DOWN}  # a /crypto/{symbol} route
 STATUSES = {
     ("post", "/auth/register"): {201, 400, 403, 409, TOO_LARGE, NOT_JSON, DB_DOWN},
     ("post", "/auth/login"): {200, 400, 401, TOO_LARGE, NOT_JSON, 429, DB_DOWN},
-    ("get", "/crypto"): {200, 401, DB_DOWN},
+    ("get", "/crypto"): {200, 400, 401, DB_DOWN},
+    ("get", "/currencies"): {200, 401},
     ("get", "/coins"): {200, 400, 401, 500, 503},
     ("post", "/crypto"): {201, 400, 401, 409, TOO_LARGE, NOT_JSON, 500, DB_DOWN},
     ("get", "/crypto/{symbol}"): TRACKED,
@@ -133,7 +134,7 @@ async def test_every_operation_documents_its_body_and_each_status_with_a_schema(
             assert json_body_schema(operation["requestBody"])["$ref"].endswith(BODIES[key])
         else:
             assert "requestBody" not in operation, key
-        if key[1].startswith(("/crypto", "/coins")):
+        if key[1].startswith(("/crypto", "/coins", "/currencies")):
             assert operation["security"] == [{"token": []}], key
             assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
         else:
@@ -161,6 +162,8 @@ async def test_the_shapes_are_the_ones_the_readme_promises(api):
     fields = {"symbol", "name", "current_price", "last_updated"}
     assert set(crypto["properties"]) == set(crypto["required"]) == fields
     assert crypto["properties"]["last_updated"]["format"] == "date-time"
+    # null: no price in the currency asked for (one configured after it was stored)
+    assert crypto["properties"]["current_price"]["nullable"] is True
     for key, status in ((("post", "/crypto"), 201), (("put", "/crypto/{symbol}/refresh"), 200)):
         envelope = success(key, status)
         assert set(envelope["properties"]) == {"crypto"}
@@ -170,13 +173,14 @@ async def test_the_shapes_are_the_ones_the_readme_promises(api):
     assert set(success(("get", "/crypto/{symbol}/history"))["properties"]) == {"symbol", "history"}
     stats = success(("get", "/crypto/{symbol}/stats"))
     assert set(stats["properties"]) == {"symbol", "current_price", "stats"}
+    assert stats["properties"]["current_price"]["nullable"] is True
     figures = component(spec, stats["properties"]["stats"])["properties"]
     assert figures["min_price"]["nullable"] is True and "nullable" not in figures["records_count"]
     assert success(("delete", "/crypto/{symbol}"))["properties"] == {}
     for key, status in ((("post", "/auth/register"), 201), (("post", "/auth/login"), 200)):
         assert set(success(key, status)["properties"]) == {"token"}
     symbol = found[("get", "/crypto/{symbol}")]["parameters"]
-    assert symbol == [
+    assert [p for p in symbol if p["name"] == "symbol"] == [
         {
             "name": "symbol",
             "in": "path",
@@ -185,6 +189,43 @@ async def test_the_shapes_are_the_ones_the_readme_promises(api):
             "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,20}$", "example": "BTC"},
         }
     ]
+    assert set(success(("get", "/currencies"))["properties"]) == {"currencies", "default"}
+
+
+# Every route that answers a price takes ?currency=; DELETE and the others do not.
+TAKE_CURRENCY = {
+    ("get", "/crypto"),
+    ("post", "/crypto"),
+    ("get", "/coins"),
+    ("get", "/crypto/{symbol}"),
+    ("put", "/crypto/{symbol}/refresh"),
+    ("get", "/crypto/{symbol}/history"),
+    ("get", "/crypto/{symbol}/stats"),
+}
+
+
+async def test_the_currency_parameter_names_the_configured_codes_and_the_default(make_api):
+    async with make_api(QUOTE_CURRENCIES="usd,eur,btc") as api:
+        found = operations(await document(api))
+    for key, operation in found.items():
+        currency = [p for p in operation.get("parameters", []) if p["name"] == "currency"]
+        if key not in TAKE_CURRENCY:
+            assert not currency, key
+            continue
+        assert currency == [
+            {
+                "name": "currency",
+                "in": "query",
+                "required": False,
+                "description": "the quote currency of the prices, in any case: one of usd, "
+                "eur, btc (GET /currencies lists them); absent: the default, usd",
+                "schema": {"type": "string", "default": "usd", "example": "eur"},
+            }
+        ], key
+        refused = operation["responses"]["400"]["description"]
+        assert "currency" in refused, key
+        if key[1] != "/crypto" or key[0] == "post":  # the 400s they had stay described
+            assert "; or " in refused, (key, refused)
 
 
 async def test_the_real_answers_validate_against_the_documented_schemas(api):

@@ -28,7 +28,9 @@ TAKEOVER_SECONDS = 2 * INTERVAL + 10
 async def rows_at(database_url: str, price: float) -> int:
     conn = await asyncpg.connect(**connect_kwargs(database_url))
     try:
-        return await conn.fetchval("SELECT count(*) FROM price_history WHERE price = $1", price)
+        return await conn.fetchval(
+            "SELECT count(*) FROM price_history WHERE (prices->>'usd')::float8 = $1", price
+        )
     finally:
         await conn.close()
 

@@ -36,7 +36,10 @@ async def test_the_standalone_poller_polls_and_stops_on_sigterm(database_url, ge
             )
         try:
             deadline = time.monotonic() + 30
-            while await conn.fetchval("SELECT current_price FROM cryptos") != 64000.0:
+            while (
+                await conn.fetchval("SELECT (current_prices->>'usd')::float8 FROM cryptos")
+                != 64000.0
+            ):
                 assert process.returncode is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
                 await asyncio.sleep(0.1)

@@ -12,6 +12,8 @@ In a test::
         fake.fail(Failure.rate_limited(119), path="/simple/price", times=1)
         fake.max_url_length = 1500                  # 414 above this
         fake.set_price("bitcoin", 70000.0)          # its last_updated_at moves to fake.clock()
+        fake.set_price("bitcoin", 61000.0, currency="eur")  # else usd price * RATES["eur"]
+        fake.supported = ["usd", "eur"]              # what it lists and answers
         assert fake.calls("/simple/price")[0].query["ids"] == "bitcoin"
 
 Standalone, for black-box runs of the whole service::
@@ -25,8 +27,10 @@ and steer it over HTTP (outside the API prefix, never recorded, never failing)::
     curl -X DELETE localhost:8765/_fake/fail
     curl -X PUT localhost:8765/_fake/coins/bitcoin -d '{"price": null}'
     curl -X PUT localhost:8765/_fake/coins/bitcoin -d '{"price": 1.5, "updated_at": 1711356400}'
+    curl -X PUT localhost:8765/_fake/coins/bitcoin -d '{"price": 1.4, "currency": "eur"}'
     curl localhost:8765/_fake/requests
     curl -X POST localhost:8765/_fake/config -d '{"max_url_length": 2000, "plan": "demo"}'
+    curl -X POST localhost:8765/_fake/config -d '{"supported_vs_currencies": ["usd", "eur"]}'
     curl -X POST localhost:8765/_fake/reset
 
 A failure's "kind" is rate_limited (retry_after), server_error (status), key_missing,
@@ -39,6 +43,13 @@ updated its price (``last_updated_at`` of /simple/price, ``last_updated`` of
 a cache of about 60 s: polls within it get the same price and the same time). Prices
 are rounded to ``DEFAULT_DECIMALS`` places unless the request asks for ``precision``
 (``full``, or 0 to 18 places), on /simple/price and /coins/markets alike.
+
+Currencies: every code of ``supported`` (``RATES``' codes unless changed) is listed by
+/simple/supported_vs_currencies and answered: a coin's price in it is its usd price
+times the code's rate (btc and eth follow bitcoin's and ethereum's usd prices, so
+Bitcoin in btc is 1.0) unless ``FakeCoin.prices`` overrides it. /simple/price answers
+every asked supported code and ignores the others; /coins/markets answers 400 for a
+``vs_currency`` not supported.
 """
 
 from __future__ import annotations
@@ -71,11 +82,30 @@ UPDATED_AT = 1711356300  # the last_updated_at of every price until it changes
 # to 10 places: what takes the digits of a coin worth fractions of a cent.
 DEFAULT_DECIMALS = 10
 MAX_PRECISION = 18
+# The usd price times these is a coin's price in each supported code (about March 2024's).
+RATES: dict[str, float] = {
+    "usd": 1.0,
+    "eur": 0.925,
+    "gbp": 0.792,
+    "jpy": 151.3,
+    "chf": 0.901,
+    "cad": 1.357,
+    "aud": 1.532,
+    "cny": 7.226,
+    "inr": 83.4,
+    "btc": 1 / 67187.3358936566,
+    "eth": 1 / 3421.1,
+}
+# Crypto quotes follow their coin's usd price while it has a usable one (RATES otherwise).
+QUOTED_BY = {"btc": "bitcoin", "eth": "ethereum"}
 
 
 class _Absent:
     def __repr__(self) -> str:
         return "ABSENT"
+
+    def __reduce__(self) -> str:
+        return "ABSENT"  # copies (dataclasses.asdict's) and pickles are the one ABSENT
 
 
 ABSENT: Any = _Absent()
@@ -91,6 +121,8 @@ class FakeCoin:
     market_cap: float | None = None  # /coins/markets orders by this, largest first
     market_cap_rank: int | None = None
     updated_at: int = UPDATED_AT  # when CoinGecko last updated the price, Unix seconds
+    # the price in other codes (any JSON value, or ABSENT), instead of price times the rate
+    prices: dict[str, Any] = field(default_factory=dict)
 
 
 def default_coins() -> list[FakeCoin]:
@@ -246,12 +278,14 @@ class FakeCoinGecko:
 
     def __init__(self, coins: Iterable[FakeCoin] | None = None, *, prefix: str = API_PREFIX):
         self.prefix = prefix.rstrip("/")
-        self._initial = [replace(c) for c in (default_coins() if coins is None else coins)]
+        given = default_coins() if coins is None else coins
+        self._initial = [replace(c, prices=dict(c.prices)) for c in given]
         self.coins: dict[str, FakeCoin] = {}
         self.requests: list[RecordedRequest] = []
         self.max_url_length: int | None = None
         self.plan: Plan = "public"
         self.api_key: str | None = None
+        self.supported: list[str] = list(RATES)
         self.clock: Callable[[], float] = time.time  # when set_price says a price changed
         self._rules: list[_Rule] = []
         self._runner: web.AppRunner | None = None
@@ -262,8 +296,10 @@ class FakeCoinGecko:
     # --- state ---------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the initial coins; no failures, no records, no key, no URL limit."""
-        self.coins = {c.id: replace(c) for c in self._initial}
+        """Back to the initial coins; no failures, no records, no key, no URL limit,
+        RATES' currencies."""
+        self.coins = {c.id: replace(c, prices=dict(c.prices)) for c in self._initial}
+        self.supported = list(RATES)
         self.requests.clear()
         self._rules.clear()
         self.max_url_length = None
@@ -276,16 +312,42 @@ class FakeCoinGecko:
     def remove_coin(self, coin_id: str) -> None:
         del self.coins[coin_id]
 
-    def set_price(self, coin_id: str, price: Any, *, updated_at: int | None = None) -> None:
-        """Any JSON value (None, "abc", -1 ...) or ABSENT to leave the coin out. Its
-        time (``last_updated_at``) becomes ``updated_at`` when given (any int: 0, the
-        far future ...), else moves on to ``clock()`` if the price changed."""
+    def set_price(
+        self, coin_id: str, price: Any, *, currency: str = "usd", updated_at: int | None = None
+    ) -> None:
+        """Any JSON value (None, "abc", -1 ...) or ABSENT: in usd, ABSENT leaves the coin
+        out (and its derived prices follow the new one); in another ``currency`` it
+        overrides the derived price, ABSENT leaving that code out of the coin's answer.
+        Its time (``last_updated_at``) becomes ``updated_at`` when given (any int: 0,
+        the far future ...), else moves on to ``clock()`` if the price changed."""
         coin = self.coins[coin_id]
+        before = self.price_in(coin, currency)
         if updated_at is not None:
             coin.updated_at = updated_at
-        elif price != coin.price or type(price) is not type(coin.price):
+        elif price != before or type(price) is not type(before):
             coin.updated_at = self._next_update(coin)
-        coin.price = price
+        if currency == "usd":
+            coin.price = price
+        else:
+            coin.prices[currency] = price
+
+    def price_in(self, coin: FakeCoin, currency: str) -> Any:
+        """The coin's price in ``currency``: its override, else its usd price times the
+        rate (a price that is no number stays as it is)."""
+        if currency == "usd":
+            return coin.price
+        if currency in coin.prices:
+            return coin.prices[currency]
+        return self._converted(coin.price, currency)
+
+    def _converted(self, usd: Any, currency: str) -> Any:
+        """A usd amount in ``currency`` (any other JSON value, or ABSENT, as it is)."""
+        if isinstance(usd, bool) or not isinstance(usd, int | float):
+            return usd
+        quoted = self.coins.get(QUOTED_BY.get(currency, ""))
+        if quoted is not None and _positive(quoted.price):
+            return usd / quoted.price
+        return usd * RATES.get(currency, 1.0)
 
     def _next_update(self, coin: FakeCoin) -> int:
         """Now on ``clock()``, to the second as CoinGecko's times are, and always later
@@ -333,6 +395,7 @@ class FakeCoinGecko:
             "/coins/markets": self._coins_markets,
             "/coins/{coin_id}": self._coin,
             "/simple/price": self._simple_price,
+            "/simple/supported_vs_currencies": self._supported_vs_currencies,
             "/search": self._search,
         }
         for path, api_handler in api.items():
@@ -470,17 +533,19 @@ class FakeCoinGecko:
             ]
         )
 
-    def _market_entry(self, coin: FakeCoin, decimals: int | None) -> dict[str, Any]:
-        price = None if coin.price is ABSENT else _rounded(coin.price, decimals)
+    def _market_entry(self, coin: FakeCoin, currency: str, decimals: int | None) -> dict[str, Any]:
+        price = self.price_in(coin, currency)
+        price = None if price is ABSENT else _rounded(price, decimals)
+        market_cap = self._converted(coin.market_cap, currency)
         return {
             "id": coin.id,
             "symbol": coin.symbol,
             "name": coin.name,
             "image": f"https://coin-images.coingecko.com/coins/images/1/large/{coin.id}.png",
             "current_price": price,
-            "market_cap": coin.market_cap,
+            "market_cap": market_cap,
             "market_cap_rank": coin.market_cap_rank,
-            "total_volume": None if coin.market_cap is None else coin.market_cap / 50,
+            "total_volume": None if market_cap is None else market_cap / 50,
             "high_24h": price,
             "low_24h": price,
             "price_change_24h": 0.0,
@@ -490,7 +555,8 @@ class FakeCoinGecko:
 
     async def _coins_markets(self, request: web.Request) -> web.Response:
         query = request.query
-        if query.get("vs_currency", "").lower() != "usd":
+        currency = query.get("vs_currency", "").lower()
+        if currency not in self.supported:
             return web.json_response(
                 {"error": "Missing or unsupported parameter vs_currency"}, status=400
             )
@@ -518,14 +584,14 @@ class FakeCoinGecko:
         start = (page - 1) * per_page
         decimals = _decimals(query)
         return web.json_response(
-            [self._market_entry(c, decimals) for c in coins[start : start + per_page]]
+            [self._market_entry(c, currency, decimals) for c in coins[start : start + per_page]]
         )
 
     async def _coin(self, request: web.Request) -> web.Response:
         coin = self.coins.get(request.match_info["coin_id"])
         if coin is None:
             return web.json_response({"error": "coin not found"}, status=404)
-        price = None if coin.price is ABSENT else coin.price
+        prices = {code: self.price_in(coin, code) for code in self.supported}
         return web.json_response(
             {
                 "id": coin.id,
@@ -533,8 +599,12 @@ class FakeCoinGecko:
                 "name": coin.name,
                 "market_cap_rank": coin.market_cap_rank,
                 "market_data": {
-                    "current_price": {"usd": price},
-                    "market_cap": {"usd": coin.market_cap},
+                    "current_price": {
+                        code: None if price is ABSENT else price for code, price in prices.items()
+                    },
+                    "market_cap": {
+                        code: self._converted(coin.market_cap, code) for code in self.supported
+                    },
                 },
             }
         )
@@ -562,19 +632,24 @@ class FakeCoinGecko:
                 continue
             entry: dict[str, Any] = {}
             for currency in currencies:
-                if currency != "usd":
+                price = self.price_in(coin, currency)
+                if currency not in self.supported or price is ABSENT:
                     continue
-                entry["usd"] = _rounded(coin.price, decimals)
+                entry[currency] = _rounded(price, decimals)
+                market_cap = self._converted(coin.market_cap, currency)
                 if query.get("include_market_cap") == "true":
-                    entry["usd_market_cap"] = coin.market_cap
+                    entry[f"{currency}_market_cap"] = market_cap
                 if query.get("include_24hr_vol") == "true":
-                    entry["usd_24h_vol"] = None if coin.market_cap is None else coin.market_cap / 50
+                    entry[f"{currency}_24h_vol"] = None if market_cap is None else market_cap / 50
                 if query.get("include_24hr_change") == "true":
-                    entry["usd_24h_change"] = 0.0
+                    entry[f"{currency}_24h_change"] = 0.0
             if query.get("include_last_updated_at") == "true":
                 entry["last_updated_at"] = coin.updated_at
             answer[key] = entry
         return web.json_response(answer)
+
+    async def _supported_vs_currencies(self, request: web.Request) -> web.Response:
+        return web.json_response(self.supported)
 
     async def _search(self, request: web.Request) -> web.Response:
         text = request.query.get("query", "").strip().lower()
@@ -657,13 +732,19 @@ class FakeCoinGecko:
         }
         self.coins[coin_id] = replace(current, **fields)
         if "price" in data or data.get("absent") or "updated_at" in data:
-            price = ABSENT if data.get("absent") else data.get("price", current.price)
+            currency = str(data.get("currency", "usd")).lower()
+            price = self.price_in(current, currency)
+            price = ABSENT if data.get("absent") else data.get("price", price)
             updated_at = data.get("updated_at")
             self.set_price(
-                coin_id, price, updated_at=None if updated_at is None else int(updated_at)
+                coin_id,
+                price,
+                currency=currency,
+                updated_at=None if updated_at is None else int(updated_at),
             )
         coin = asdict(self.coins[coin_id])
         coin["price"] = None if coin["price"] is ABSENT else coin["price"]
+        coin["prices"] = {k: None if v is ABSENT else v for k, v in coin["prices"].items()}
         return web.json_response(coin)
 
     async def _control_config(self, request: web.Request) -> web.Response:
@@ -674,8 +755,15 @@ class FakeCoinGecko:
             self.plan = data["plan"]
         if "api_key" in data:
             self.api_key = data["api_key"]
+        if "supported_vs_currencies" in data:
+            self.supported = [str(code).lower() for code in data["supported_vs_currencies"]]
         return web.json_response(
-            {"max_url_length": self.max_url_length, "plan": self.plan, "api_key": self.api_key}
+            {
+                "max_url_length": self.max_url_length,
+                "plan": self.plan,
+                "api_key": self.api_key,
+                "supported_vs_currencies": self.supported,
+            }
         )
 
     async def _control_requests(self, request: web.Request) -> web.Response:
@@ -691,6 +779,10 @@ def _decimals(query: Mapping[str, str]) -> int | None:
     if precision.isdigit() and int(precision) <= MAX_PRECISION:
         return int(precision)
     return DEFAULT_DECIMALS
+
+
+def _positive(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value > 0
 
 
 def _rounded(price: Any, decimals: int | None) -> Any:

@@ -12,16 +12,25 @@ import aiohttp
 import pytest
 
 from domain.errors import UpstreamError, UpstreamRateLimited
-from domain.model import CoinRef, Quote, Ticker
+from domain.model import CoinRef, Quote, QuoteCurrencies, Ticker
 from infrastructure.coingecko import CallBudget, CoinGeckoClient, CoinGeckoUnreachable
 from infrastructure.settings import Settings
-from tests.fakes.coingecko_server import ABSENT, UPDATED_AT, Failure, FakeCoin, FakeCoinGecko
+from tests.fakes.coingecko_server import (
+    ABSENT,
+    RATES,
+    UPDATED_AT,
+    Failure,
+    FakeCoin,
+    FakeCoinGecko,
+)
 from tests.support.clock import ManualClock
 from tests.support.limits_clock import follow
 from tests.support.ports import refusing_port
 
 PRICES = "/simple/price"
 MARKETS = "/coins/markets"
+SUPPORTED = "/simple/supported_vs_currencies"
+BTC_USD = 67187.3358936566
 
 
 @pytest.fixture
@@ -79,8 +88,10 @@ def add_coins(fake: FakeCoinGecko, count: int) -> list[str]:
 
 
 def usd(quotes: dict[str, Quote]) -> dict[str, float]:
-    """The prices of ``prices()``'s quotes, without their times."""
-    return {coin_id: quote.price for coin_id, quote in quotes.items()}
+    """The usd prices of ``prices()``'s quotes, without their times (each quote of a
+    usd-only client has that one price and no other)."""
+    assert all(set(quote.prices) == {"usd"} for quote in quotes.values())
+    return {coin_id: quote.prices["usd"] for coin_id, quote in quotes.items()}
 
 
 def sent_ids(fake: FakeCoinGecko) -> list[list[str]]:
@@ -104,7 +115,7 @@ async def test_a_ticker_shared_by_several_coins_resolves_to_the_famous_one(
     match = await client.find_coin(Ticker.parse(ticker))
     assert match is not None
     assert match.ref == CoinRef(coin_id=coin_id, name=name)
-    assert match.price == fake.coins[coin_id].price
+    assert match.prices == {"usd": fake.coins[coin_id].price}
     [call] = fake.requests
     assert call.path == MARKETS
     assert call.query["symbols"] == ticker.lower()
@@ -131,7 +142,7 @@ async def test_the_famous_coin_wins_even_when_the_answer_lists_every_coin_of_the
     fake.fail(Failure.json(200, entries), path=MARKETS)
     match = await client.find_coin(Ticker("BTC"))
     assert match is not None
-    assert (match.ref.coin_id, match.price) == ("bitcoin", 67000.0)
+    assert (match.ref.coin_id, match.prices) == ("bitcoin", {"usd": 67000.0})
 
 
 async def test_an_unknown_ticker_is_none(fake, client):
@@ -143,7 +154,7 @@ async def test_a_resolved_coin_without_a_usable_price_comes_without_one(fake, cl
     fake.set_price("solana", None)
     match = await client.find_coin(Ticker("SOL"))
     assert match is not None
-    assert (match.ref.coin_id, match.price) == ("solana", None)
+    assert (match.ref.coin_id, match.prices) == ("solana", {})
 
 
 async def test_find_coin_refuses_an_answer_that_is_not_a_list(fake, client):
@@ -157,7 +168,7 @@ async def test_find_coin_refuses_an_answer_that_is_not_a_list(fake, client):
 
 async def test_prices_asks_once_for_distinct_ids(fake, client):
     prices = await client.prices(["bitcoin", "ethereum", "bitcoin", "ethereum"])
-    assert usd(prices) == {"bitcoin": 67187.3358936566, "ethereum": 3421.1}
+    assert usd(prices) == {"bitcoin": BTC_USD, "ethereum": 3421.1}
     [call] = fake.calls(PRICES)
     assert call.query == {
         "ids": "bitcoin,ethereum",
@@ -169,7 +180,8 @@ async def test_prices_asks_once_for_distinct_ids(fake, client):
 
 async def test_prices_come_with_coingeckos_times_which_move_only_with_the_price(fake, client):
     first = await client.prices(["bitcoin"])
-    assert first == {"bitcoin": Quote(67187.3358936566, datetime.fromtimestamp(UPDATED_AT, UTC))}
+    at = datetime.fromtimestamp(UPDATED_AT, UTC)
+    assert first == {"bitcoin": Quote({"usd": BTC_USD}, at)}
     fake.set_price("ethereum", 3421.1)  # the same price: the same time
     fake.set_price("bitcoin", 67190.0, updated_at=UPDATED_AT + 45)
     again = await client.prices(["bitcoin", "ethereum"])
@@ -181,7 +193,7 @@ async def test_prices_come_with_coingeckos_times_which_move_only_with_the_price(
 async def test_a_price_with_no_usable_time_comes_without_one(fake, client, sent):
     entry: dict = {"usd": 5.5} if sent is None else {"usd": 5.5, "last_updated_at": sent}
     fake.fail(Failure(200, json.dumps({"bitcoin": entry}).encode()), path=PRICES)
-    assert await client.prices(["bitcoin"]) == {"bitcoin": Quote(5.5, None)}
+    assert await client.prices(["bitcoin"]) == {"bitcoin": Quote({"usd": 5.5}, None)}
 
 
 async def test_a_sub_cent_price_is_asked_and_kept_whole(fake, client):
@@ -193,7 +205,7 @@ async def test_a_sub_cent_price_is_asked_and_kept_whole(fake, client):
             assert (await response.json())["tiny"]["usd"] == 0.0000123457
     assert usd(await client.prices(["tiny"])) == {"tiny": 0.000012345678912}
     match = await client.find_coin(Ticker("TINY"))
-    assert match is not None and match.price == 0.000012345678912
+    assert match is not None and match.prices == {"usd": 0.000012345678912}
 
 
 async def test_a_resolved_coin_comes_with_coingeckos_time_of_its_price(fake, client):
@@ -247,7 +259,7 @@ async def test_missing_null_and_unusable_prices_are_skipped_and_logged(fake, cli
     ids += ["nan-coin", "no-such-coin"]
     with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
         prices = await client.prices(ids)
-    assert usd(prices) == {"bitcoin": 67187.3358936566}
+    assert usd(prices) == {"bitcoin": BTC_USD}
     logged = caplog.text
     for coin_id in ids[1:]:
         assert coin_id in logged
@@ -261,9 +273,9 @@ async def test_absurd_prices_are_skipped_and_logged_like_missing_ones(fake, clie
     with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
         prices = await client.prices(["bitcoin", "ethereum"])
         match = await client.find_coin(Ticker("ETH"))
-    assert usd(prices) == {"bitcoin": 67187.3358936566}
-    assert "unusable prices (skipped): ethereum=" in caplog.text
-    assert match is not None and match.price is None
+    assert usd(prices) == {"bitcoin": BTC_USD}
+    assert "unusable prices (left out): ethereum.usd=" in caplog.text
+    assert match is not None and match.prices == {}
 
 
 async def test_a_failed_batch_leaves_the_others_standing(fake, client, caplog):
@@ -289,6 +301,135 @@ async def test_prices_refuse_an_answer_that_is_not_an_object(fake, client):
     fake.fail(Failure.json(200, [{"usd": 1}]), path=PRICES)
     with pytest.raises(UpstreamError, match="unexpected answer to /simple/price"):
         await client.prices(["bitcoin"])
+
+
+# --- quote currencies ------------------------------------------------------------------
+
+USD_EUR_BTC = QuoteCurrencies(("usd", "eur", "btc"))
+
+
+class Month:
+    """MonthlyCalls that records each call's ``polling``."""
+
+    budget = 10_000
+
+    def __init__(self) -> None:
+        self.taken: list[bool] = []
+
+    async def take(self, *, polling: bool) -> None:
+        self.taken.append(polling)
+
+    async def used(self) -> int:
+        return len(self.taken)
+
+
+async def test_prices_ask_every_currency_in_one_call_and_quote_each(fake, make_client):
+    client = make_client(currencies=USD_EUR_BTC)
+    prices = await client.prices(["bitcoin", "ethereum"])
+    [call] = fake.calls(PRICES)
+    assert call.query["vs_currencies"] == "usd,eur,btc"  # configured order
+    assert prices["bitcoin"].prices == {"usd": BTC_USD, "eur": BTC_USD * RATES["eur"], "btc": 1.0}
+    assert prices["ethereum"].prices == pytest.approx(
+        {"usd": 3421.1, "eur": 3421.1 * RATES["eur"], "btc": 3421.1 / BTC_USD}
+    )
+    assert prices["bitcoin"].at == datetime.fromtimestamp(UPDATED_AT, UTC)
+
+
+async def test_a_currency_missing_or_unusable_for_a_coin_is_left_out_of_it_alone(
+    fake, make_client, caplog
+):
+    client = make_client(currencies=USD_EUR_BTC)
+    fake.set_price("ethereum", None, currency="eur")
+    fake.set_price("solana", ABSENT, currency="btc")
+    fake.set_price("tether", "1.00")  # usd, and so eur and btc: nothing usable
+    fake.set_price("dogecoin", ABSENT)  # not in the answer at all
+    with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
+        prices = await client.prices(["bitcoin", "ethereum", "solana", "tether", "dogecoin"])
+    assert {coin_id: set(quote.prices) for coin_id, quote in prices.items()} == {
+        "bitcoin": {"usd", "eur", "btc"},
+        "ethereum": {"usd", "btc"},
+        "solana": {"usd", "eur"},
+    }
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "CoinGecko sent no price for 1 ids (skipped): dogecoin",
+        "CoinGecko sent no price in some currencies (left out): solana.btc",
+        "CoinGecko sent unusable prices (left out): ethereum.eur=None, tether.usd='1.00', "
+        "tether.eur='1.00', tether.btc='1.00'",
+    ]
+
+
+async def test_a_code_coingecko_does_not_answer_leaves_the_others(fake, make_client, caplog):
+    client = make_client(currencies=QuoteCurrencies(("usd", "xyz")))
+    with caplog.at_level(logging.WARNING, logger="infrastructure.coingecko"):
+        prices = await client.prices(["bitcoin", "ethereum"])
+        again = await client.prices(["bitcoin"])
+    assert fake.calls(PRICES)[0].query["vs_currencies"] == "usd,xyz"
+    assert prices["bitcoin"].prices == again["bitcoin"].prices == {"usd": BTC_USD}
+    # said once, not once per coin and batch
+    assert [r.getMessage() for r in caplog.records] == [
+        "CoinGecko sent no price in xyz for any coin; is it one of its vs_currencies?"
+    ]
+
+
+async def test_a_coin_is_resolved_with_its_price_in_the_default_currency(fake, make_client):
+    client = make_client(currencies=QuoteCurrencies(("eur", "usd")))
+    match = await client.find_coin(Ticker("BTC"))
+    assert match is not None
+    assert match.prices == {"eur": BTC_USD * RATES["eur"]}
+    assert fake.calls(MARKETS)[0].query["vs_currency"] == "eur"
+    fake.set_price("bitcoin", None, currency="eur")
+    match = await client.find_coin(Ticker("BTC"))
+    assert match is not None and match.prices == {}
+
+
+@pytest.mark.parametrize("currency", ["usd", "eur", "btc"])
+async def test_the_coins_of_a_ticker_are_priced_in_the_currency_asked(fake, client, currency):
+    coins = await client.coins_with_symbol(Ticker("BTC"), currency)
+    assert [c.ref.coin_id for c in coins] == ["bitcoin", "bitcoin-bridged-zksync", "batcat"]
+    [call] = fake.calls(MARKETS)
+    assert call.query["vs_currency"] == currency
+    assert call.query["include_tokens"] == "all"
+    bitcoin = {"usd": BTC_USD, "eur": BTC_USD * RATES["eur"], "btc": 1.0}[currency]
+    assert coins[0].current_price == bitcoin
+    assert coins[0].price_at == datetime.fromtimestamp(UPDATED_AT, UTC)
+
+
+async def test_supported_currencies_are_coingeckos_list_in_lower_case(fake, client):
+    assert await client.supported_currencies() == set(RATES)
+    fake.supported = ["USD", "eur"]
+    assert await client.supported_currencies() == {"usd", "eur"}
+    assert [call.query for call in fake.calls(SUPPORTED)] == [{}, {}]
+
+
+@pytest.mark.parametrize(
+    "body", [{"usd": True}, ["usd", 1], "usd", None], ids=["object", "number", "string", "null"]
+)
+async def test_supported_currencies_refuse_an_answer_that_is_not_a_list_of_codes(
+    fake, client, body
+):
+    fake.fail(Failure.json(200, body), path=SUPPORTED)
+    with pytest.raises(UpstreamError, match=f"unexpected answer to {SUPPORTED}"):
+        await client.supported_currencies()
+
+
+async def test_supported_currencies_fail_like_any_call(fake, client):
+    fake.fail(Failure.server_error(503), path=SUPPORTED)
+    with pytest.raises(UpstreamError, match="CoinGecko answered 503"):
+        await client.supported_currencies()
+
+
+async def test_supported_currencies_are_a_poller_call_that_never_waits_long(
+    fake, make_client, clock
+):
+    month = Month()
+    client = make_client(month=month, limiter=CallBudget(1, clock=clock, sleep=clock.sleep))
+    await client.supported_currencies()
+    assert month.taken == [True]  # out of the polls' share, not the adds'
+    with pytest.raises(UpstreamRateLimited):
+        await client.supported_currencies()  # no slot within a request's wait
+    assert clock.sleeps == [] and len(fake.calls(SUPPORTED)) == 1
+    assert month.taken == [True]  # a call refused a slot is not counted
 
 
 # --- rate limits -----------------------------------------------------------------------
@@ -349,7 +490,7 @@ async def test_the_poller_waits_out_a_429_while_requests_fail_fast(fake, make_cl
     with pytest.raises(UpstreamRateLimited, match="retry in 1 s"):
         await client.prices(["bitcoin"], wait=False)
     assert clock.sleeps == []
-    assert usd(await client.prices(["bitcoin"], wait=True)) == {"bitcoin": 67187.3358936566}
+    assert usd(await client.prices(["bitcoin"], wait=True)) == {"bitcoin": BTC_USD}
     assert clock.sleeps == [1]  # the poller waited out the Retry-After
     assert len(fake.calls(PRICES)) == 2
 
@@ -463,7 +604,7 @@ async def test_the_key_goes_in_the_header_of_its_plan_never_in_the_query(
 ):
     fake.plan, fake.api_key = plan, "CG-secret"
     client = make_client(plan=plan, api_key="CG-secret")
-    assert usd(await client.prices(["bitcoin"])) == {"bitcoin": 67187.3358936566}
+    assert usd(await client.prices(["bitcoin"])) == {"bitcoin": BTC_USD}
     assert (await client.find_coin(Ticker("ETH"))) is not None
     for call in fake.requests:
         assert call.headers[header] == "CG-secret"
@@ -501,12 +642,15 @@ async def test_from_settings_uses_the_plan_key_and_timeout(fake, limiter):
             "COINGECKO_API_KEY": "CG-pro",
             "COINGECKO_API_PLAN": "pro",
             "COINGECKO_TIMEOUT_SECONDS": "0.4",
+            "QUOTE_CURRENCIES": "usd,EUR",
         }
     )
     client = CoinGeckoClient.from_settings(settings, limiter)
     try:
-        assert usd(await client.prices(["bitcoin"])) == {"bitcoin": 67187.3358936566}
+        quotes = await client.prices(["bitcoin"])
+        assert quotes["bitcoin"].prices == {"usd": BTC_USD, "eur": BTC_USD * RATES["eur"]}
         assert fake.requests[0].headers["x-cg-pro-api-key"] == "CG-pro"
+        assert fake.requests[0].query["vs_currencies"] == "usd,eur"
         fake.fail(Failure.hang())
         with pytest.raises(CoinGeckoUnreachable, match=r"within 0\.4 s"):
             await client.ping()

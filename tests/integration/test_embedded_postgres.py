@@ -88,7 +88,9 @@ async def test_embedded_postgres_starts_migrates_answers_and_stops(private_tmp: 
         assert applied == shipped_migrations()
         async with tortoise_session(url):
             repo = TortoiseCryptoRepository()
-            stored = await repo.add(Crypto(Ticker("BTC"), "bitcoin", "Bitcoin", 45000.5, NOW))
+            stored = await repo.add(
+                Crypto(Ticker("BTC"), "bitcoin", "Bitcoin", {"usd": 45000.5}, NOW)
+            )
             assert await repo.list() == [stored]
     finally:
         await asyncio.to_thread(stop_embedded_postgres, pgdata)

@@ -3,17 +3,28 @@ the way a newcomer runs them, and they agree with the models."""
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
+import struct
 from collections.abc import Collection
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from domain.model import PricePoint, Ticker
 from infrastructure.db.config import connect_kwargs
 from infrastructure.db.migrate import MIGRATIONS_DIR, upgrade
 from infrastructure.db.repositories import TortoiseCryptoRepository
-from tests.support.database import REPO_ROOT, fresh_database, run_aerich, tortoise_session
+from tests.support.cryptos import at
+from tests.support.database import (
+    REPO_ROOT,
+    database_name,
+    fresh_database,
+    run_aerich,
+    tortoise_session,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +55,8 @@ async def test_aerich_upgrade_at_the_repo_root_migrates_an_empty_database() -> N
         columns = await fetch(
             url,
             "SELECT table_name, column_name, data_type, character_maximum_length, "
-            "column_default FROM information_schema.columns WHERE table_schema = 'public'",
+            "column_default, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = 'public'",
         )
         cascade = await fetch(
             url,
@@ -69,10 +81,13 @@ async def test_aerich_upgrade_at_the_repo_root_migrates_an_empty_database() -> N
     assert {t for t, _ in types} >= {"users", "cryptos", "price_history", "aerich"}
     assert types["users", "username"]["character_maximum_length"] == 50
     assert types["cryptos", "symbol"]["character_maximum_length"] == 20
-    assert types["cryptos", "current_price"]["data_type"] == "double precision"
+    assert types["cryptos", "current_prices"]["data_type"] == "jsonb"
+    assert types["cryptos", "current_prices"]["is_nullable"] == "NO"
     assert types["cryptos", "last_updated"]["data_type"] == "timestamp with time zone"
     assert types["price_history", "id"]["data_type"] == "bigint"
-    assert types["price_history", "price"]["data_type"] == "double precision"
+    assert types["price_history", "prices"]["data_type"] == "jsonb"
+    assert types["price_history", "prices"]["is_nullable"] == "NO"
+    assert ("cryptos", "current_price") not in types and ("price_history", "price") not in types
     assert types["price_history", "ts"]["data_type"] == "timestamp with time zone"
     assert types["users", "created_at"]["column_default"] == "CURRENT_TIMESTAMP"
     assert types["cryptos", "created_at"]["column_default"] == "CURRENT_TIMESTAMP"
@@ -174,6 +189,12 @@ def migration_named(suffix: str) -> str:
     return name
 
 
+def migrations_before(name: str) -> list[str]:
+    """The committed migrations that apply before ``name``, by number."""
+    number = int(name.split("_", 1)[0])
+    return [n for n in committed_migrations() if int(n.split("_", 1)[0]) < number]
+
+
 async def lower_username_indexes(url: str) -> list[str]:
     rows = await fetch(
         url, "SELECT indexname FROM pg_indexes WHERE indexname = $1", LOWER_USERNAME_INDEX
@@ -238,7 +259,7 @@ async def history_tuning(url: str) -> tuple[list[str], list[str]]:
 
 async def test_the_history_migration_indexes_the_trim_and_vacuums_sooner(tmp_path: Path) -> None:
     history_trim = migration_named("_history_trim.py")
-    before = [n for n in committed_migrations() if n != history_trim]
+    before = migrations_before(history_trim)
     with fresh_database(migrated=False) as url:
         earlier = run_aerich(
             "upgrade", database_url=url, config=scratch_migrations(tmp_path, only=before)
@@ -258,7 +279,7 @@ async def test_the_history_migration_indexes_the_trim_and_vacuums_sooner(tmp_pat
         indexes, options = await history_tuning(url)
         kept = await fetch(url, "SELECT count(*) AS n FROM price_history")
 
-    assert applied == [history_trim]
+    assert applied == [n for n in committed_migrations() if n not in before]
     assert indexes == [
         "CREATE INDEX idx_price_history_crypto_ts_id ON public.price_history "
         "USING btree (crypto_id, ts, id)"
@@ -268,3 +289,174 @@ async def test_the_history_migration_indexes_the_trim_and_vacuums_sooner(tmp_pat
         "autovacuum_vacuum_scale_factor=0.02",
     ]
     assert kept[0]["n"] == 3
+
+
+# --- prices per quote currency (migration 4) ------------------------------------------
+
+# Doubles that a decimal detour could change: a sum with a 17th digit, the sane range's
+# ends, a tie, the smallest subnormal and normal, the largest double; then what JSON
+# numbers cannot hold, which versions before prices were checked may have stored.
+EXACT = [0.1 + 0.2, 1e-12, 1e15, 45000.5, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
+NOT_NUMBERS = [math.nan, math.inf, -math.inf]
+ADD_OLD_CRYPTO = (
+    "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
+    "VALUES ($1, $2, $3, $4, $5) RETURNING id"
+)
+ADD_OLD_ROW = "INSERT INTO price_history (crypto_id, price, ts) VALUES ($1, $2, $3)"
+
+
+def bits(price: float) -> bytes:
+    """The double's 8 bytes: NaN equals NaN here, and 0.0 differs from -0.0."""
+    return struct.pack("<d", price)
+
+
+async def old_layout_rows(url: str) -> tuple[list[tuple], list[tuple]]:
+    """Three cryptos and their histories in the float8 layout of migration 3."""
+    conn = await asyncpg.connect(**connect_kwargs(url))
+    try:
+        histories = {
+            "BTC": EXACT,
+            "ETH": [2000.0, *NOT_NUMBERS, 2001.25],
+            "SOL": [150.0],
+        }
+        for symbol, prices in histories.items():
+            current = prices[-1] if symbol != "ETH" else math.nan
+            crypto_id = await conn.fetchval(
+                ADD_OLD_CRYPTO, symbol, symbol.lower(), symbol, current, at(len(prices))
+            )
+            await conn.executemany(
+                ADD_OLD_ROW, [(crypto_id, p, at(k)) for k, p in enumerate(prices, start=1)]
+            )
+        cryptos = await conn.fetch("SELECT id, current_price, last_updated FROM cryptos")
+        rows = await conn.fetch("SELECT id, crypto_id, price, ts FROM price_history")
+    finally:
+        await conn.close()
+    return (
+        sorted((r["id"], bits(r["current_price"]), r["last_updated"]) for r in cryptos),
+        sorted((r["id"], r["crypto_id"], bits(r["price"]), r["ts"]) for r in rows),
+    )
+
+
+async def usd_rows(url: str) -> tuple[list[tuple], list[tuple], set[str]]:
+    """The same, read back from the jsonb layout as usd, and every key the objects hold."""
+    cryptos = await fetch(
+        url,
+        "SELECT id, (current_prices->>'usd')::float8 AS price, last_updated, "
+        "current_prices::text AS raw FROM cryptos",
+    )
+    rows = await fetch(
+        url,
+        "SELECT id, crypto_id, (prices->>'usd')::float8 AS price, ts, prices::text AS raw "
+        "FROM price_history",
+    )
+    keys = {key for r in [*cryptos, *rows] for key in json.loads(r["raw"])}
+    return (
+        sorted((r["id"], bits(r["price"]), r["last_updated"]) for r in cryptos),
+        sorted((r["id"], r["crypto_id"], bits(r["price"]), r["ts"]) for r in rows),
+        keys,
+    )
+
+
+async def float_rows(url: str) -> tuple[list[tuple], list[tuple]]:
+    """After a downgrade: the float8 layout again."""
+    cryptos = await fetch(url, "SELECT id, current_price, last_updated FROM cryptos")
+    rows = await fetch(url, "SELECT id, crypto_id, price, ts FROM price_history")
+    return (
+        sorted((r["id"], bits(r["current_price"]), r["last_updated"]) for r in cryptos),
+        sorted((r["id"], r["crypto_id"], bits(r["price"]), r["ts"]) for r in rows),
+    )
+
+
+async def test_the_currency_migration_moves_todays_prices_in_as_usd_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    quote_currencies = migration_named("_quote_currencies.py")
+    earlier = migrations_before(quote_currencies)
+    with fresh_database(migrated=False) as url:
+        # A server configured to print floats to 15 digits must not round them either.
+        await fetch(url, f'ALTER DATABASE "{database_name(url)}" SET extra_float_digits = 0')
+        at_3 = run_aerich(
+            "upgrade", database_url=url, config=scratch_migrations(tmp_path, only=earlier)
+        )
+        assert at_3.returncode == 0, at_3.stdout + at_3.stderr
+        before_cryptos, before_rows = await old_layout_rows(url)
+
+        applied = await upgrade(url)
+        after_cryptos, after_rows, keys = await usd_rows(url)
+        nan_kept = await fetch(
+            url, "SELECT prices->'usd' AS v FROM price_history WHERE prices->>'usd' = 'NaN'"
+        )
+        indexes, options = await history_tuning(url)
+        async with tortoise_session(url):
+            repo = TortoiseCryptoRepository()
+            btc = await repo.history(Ticker("BTC"), 100, "usd")
+            eth = await repo.history(Ticker("ETH"), 100, "usd")
+            eth_now = await repo.get(Ticker("ETH"))
+            listed = await repo.list()
+
+    assert applied == [quote_currencies]
+    assert after_cryptos == before_cryptos and len(after_cryptos) == 3
+    assert after_rows == before_rows and len(after_rows) == len(EXACT) + 6
+    assert keys == {"usd"}
+    assert [r["v"] for r in nan_kept] == ['"NaN"']  # PostgreSQL's own JSON for it
+    assert indexes == [
+        "CREATE INDEX idx_price_history_crypto_ts_id ON public.price_history "
+        "USING btree (crypto_id, ts, id)"
+    ]
+    assert "autovacuum_vacuum_scale_factor=0.02" in options
+    assert btc == [PricePoint(p, at(k)) for k, p in enumerate(EXACT, start=1)]
+    # A NaN is read as no price; the infinities stay what they were.
+    assert eth is not None and [p.price for p in eth] == [2000.0, math.inf, -math.inf, 2001.25]
+    assert eth_now is not None and eth_now.prices == {}
+    assert {c.symbol.value: c.prices for c in listed}["SOL"] == {"usd": 150.0}
+
+
+async def test_the_currency_migration_downgrades_the_usd_prices_and_drops_the_rest(
+    tmp_path: Path,
+) -> None:
+    with fresh_database(migrated=False) as url:
+        config = scratch_migrations(tmp_path)
+        earlier = migrations_before(migration_named("_quote_currencies.py"))
+        at_3 = run_aerich(
+            "upgrade",
+            database_url=url,
+            config=scratch_migrations(tmp_path / "to_3", only=earlier),
+        )
+        assert at_3.returncode == 0, at_3.stdout + at_3.stderr
+        before_cryptos, before_rows = await old_layout_rows(url)
+        await upgrade(url)
+        # What only the new layout can hold: a crypto whose latest price has no usd one
+        # (usd no longer configured), and rows in other currencies only.
+        [kept] = await fetch(url, "SELECT id FROM cryptos WHERE symbol = 'BTC'")
+        await fetch(
+            url,
+            """INSERT INTO price_history (crypto_id, prices, ts) """
+            """VALUES ($1, '{"eur": 1.5}', $2)""",
+            kept["id"],
+            at(100),
+        )
+        [eurs] = await fetch(
+            url,
+            """INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated) """
+            """VALUES ('ADA', 'cardano', 'Cardano', '{"eur": 0.4}', $1) RETURNING id""",
+            at(1),
+        )
+        await fetch(
+            url,
+            """INSERT INTO price_history (crypto_id, prices, ts) """
+            """VALUES ($1, '{"usd": 0.5, "eur": 0.4}', $2)""",
+            eurs["id"],
+            at(1),
+        )
+
+        down = run_aerich("downgrade", "--yes", database_url=url, config=config)
+        down_cryptos, down_rows = await float_rows(url)
+        versions = await fetch(url, "SELECT version FROM aerich ORDER BY id")
+        again = await upgrade(url)
+        up_cryptos, up_rows, _ = await usd_rows(url)
+
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert (down_cryptos, down_rows) == (before_cryptos, before_rows)
+    assert [r["version"] for r in versions] == earlier
+    assert again == [migration_named("_quote_currencies.py")]
+    assert (up_cryptos, up_rows) == (before_cryptos, before_rows)

@@ -28,7 +28,7 @@ async def one(sql: str) -> object:
 
 async def test_cancelling_record_prices_mid_transaction_rolls_it_all_back(db: str) -> None:
     repo = TortoiseCryptoRepository()
-    stored = await repo.add(Crypto(Ticker("BTC"), "bitcoin", "Bitcoin", 100.0, T0))
+    stored = await repo.add(Crypto(Ticker("BTC"), "bitcoin", "Bitcoin", {"usd": 100.0}, T0))
     assert stored.id is not None
     blocker = await asyncpg.connect(**connect_kwargs(db))
     try:
@@ -37,7 +37,7 @@ async def test_cancelling_record_prices_mid_transaction_rolls_it_all_back(db: st
         await transaction.start()
         await blocker.execute("LOCK TABLE price_history IN EXCLUSIVE MODE")
         cycle = asyncio.create_task(
-            repo.record_prices([PriceUpdate(stored.id, 200.0, LATER)], keep=100)
+            repo.record_prices([PriceUpdate(stored.id, {"usd": 200.0}, LATER)], keep=100)
         )
         deadline = time.monotonic() + 30
         while not await blocker.fetchval(
@@ -55,8 +55,8 @@ async def test_cancelling_record_prices_mid_transaction_rolls_it_all_back(db: st
     finally:
         await blocker.close()
 
-    assert await one("SELECT current_price FROM cryptos") == 100.0
+    assert await one("SELECT (current_prices->>'usd')::float8 FROM cryptos") == 100.0
     assert await one("SELECT count(*) FROM price_history") == 1
     # ...and the connection went back to the pool in a usable state.
-    await repo.record_prices([PriceUpdate(stored.id, 300.0, LATER)], keep=100)
-    assert await one("SELECT current_price FROM cryptos") == 300.0
+    await repo.record_prices([PriceUpdate(stored.id, {"usd": 300.0}, LATER)], keep=100)
+    assert await one("SELECT (current_prices->>'usd')::float8 FROM cryptos") == 300.0

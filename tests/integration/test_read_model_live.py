@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.events import UpstreamChanged, UpstreamState
-from domain.model import PriceUpdate, Ticker
+from domain.model import PricePoint, PriceUpdate, QuoteCurrencies, Ticker
 from infrastructure.db.changes import upstream_payload
 from infrastructure.db.repositories import TortoiseCryptoRepository, notify_change
 from infrastructure.read_model import live
@@ -37,13 +37,44 @@ async def test_a_full_load_goes_page_by_page_and_misses_none(
     await insert_cryptos(db, *((f"C{i}", f"coin-{i}", f"Coin {i}") for i in range(10)))
     repo = TortoiseCryptoRepository()
     coins = await repo.tracked_coins()
-    await repo.record_prices([PriceUpdate(c.crypto_id, 5.0, at(1)) for c in coins], KEEP)
+    await repo.record_prices([PriceUpdate(c.crypto_id, {"usd": 5.0}, at(1)) for c in coins], KEEP)
     async with live_read_model(db, KEEP, notify=notify_change) as model:
         assert model.store.list() == await repo.list()
         for crypto in await repo.list():
-            assert model.store.history(crypto.symbol, KEEP) == await repo.history(
-                crypto.symbol, KEEP
+            assert model.store.history(crypto.symbol, KEEP, "usd") == await repo.history(
+                crypto.symbol, KEEP, "usd"
             )
+
+
+async def test_a_currency_added_starts_empty_and_one_removed_stays_stored(db: str) -> None:
+    """Restarts with another QUOTE_CURRENCIES: each model loads its own currencies."""
+    btc = Ticker("BTC")
+    repo = TortoiseCryptoRepository()
+    await insert_cryptos(db, ("BTC", "bitcoin", "Bitcoin"))
+    [coin] = await repo.tracked_coins()
+    await repo.record_prices([PriceUpdate(coin.crypto_id, {"usd": 2.0}, at(1))], KEEP)
+
+    usd_eur = QuoteCurrencies(("usd", "eur"))
+    async with live_read_model(db, KEEP, usd_eur, notify=notify_change) as model:
+        assert model.store.history(btc, KEEP, "eur") == []  # added: no price in older rows
+        eur = model.store.stats(btc, KEEP, "eur")
+        assert eur is not None and (eur.current_price, eur.records_count) == (None, 0)
+        await repo.record_prices(
+            [PriceUpdate(coin.crypto_id, {"usd": 3.0, "eur": 2.7}, at(2))], KEEP
+        )
+        await model.sync()  # the batch, as the model applies it
+        assert model.store.history(btc, KEEP, "eur") == [PricePoint(2.7, at(2))]
+        assert [p.price for p in model.store.history(btc, KEEP, "usd") or []] == [2.0, 3.0]
+
+    eur_only = QuoteCurrencies(("eur",))
+    async with live_read_model(db, KEEP, eur_only, notify=notify_change) as model:
+        found = model.store.get(btc)
+        assert found is not None and found.prices == {"eur": 2.7}
+        assert model.store.history(btc, KEEP, "usd") == []  # not loaded
+        assert model.store.history(btc, KEEP, "eur") == [PricePoint(2.7, at(2))]
+
+    stored = await repo.history(btc, KEEP, "usd")  # still in the database
+    assert stored is not None and [p.price for p in stored] == [2.0, 3.0]
 
 
 async def test_a_lost_connection_stops_memory_reads_at_once_and_reloads(db: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from domain.model import CoinRef, Ticker
+from domain.model import CoinCandidate, CoinRef, Ticker
 from infrastructure.cache import RedisTickerCache
 from tests.support.clock import ManualClock, wait_until
 from tests.support.ports import refusing_port
@@ -129,6 +129,31 @@ async def test_value_of_the_wrong_redis_type_is_a_miss(cache, raw, prefix, caplo
     assert logged(caplog, logging.WARNING, "refused")
     assert cache.available
     assert not logged(caplog, logging.WARNING, "unavailable")
+
+
+BTC_COINS_USD = [
+    CoinCandidate(BITCOIN, 1, 67187.33),
+    CoinCandidate(CoinRef("batcat", "batcat"), None, None),
+]
+BTC_COINS_EUR = [
+    CoinCandidate(BITCOIN, 1, 62148.28),
+    CoinCandidate(CoinRef("batcat", "batcat"), None, 0.0001),
+]
+
+
+async def test_the_coins_of_a_ticker_are_kept_apart_for_each_currency(cache, raw, prefix):
+    await cache.set_candidates(BTC, "usd", BTC_COINS_USD)
+    assert await cache.get_candidates(BTC, "eur") is None
+    await cache.set_candidates(BTC, "eur", BTC_COINS_EUR)
+
+    assert await cache.get_candidates(BTC, "usd") == BTC_COINS_USD
+    assert await cache.get_candidates(BTC, "eur") == BTC_COINS_EUR
+    assert await cache.get_candidates(ETH, "usd") is None
+    assert await cache.get(BTC) is None  # the ticker's own entry is another key
+    stored = json.loads(await raw.get(f"{prefix}BTC:coins:eur"))
+    assert stored[0] == {"coin_id": "bitcoin", "name": "Bitcoin", "market_cap_rank": 1,
+                         "current_price": 62148.28}  # fmt: skip
+    assert 0 < await raw.ttl(f"{prefix}BTC:coins:usd") <= 5 * 60
 
 
 async def test_ping_answers_true_when_redis_is_up(cache):

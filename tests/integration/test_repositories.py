@@ -7,28 +7,37 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import math
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from tortoise import Tortoise
 from tortoise.connection import get_connection
 
-from domain.errors import CryptoAlreadyTracked, UsernameTaken
-from domain.model import Crypto, PriceUpdate, Ticker
-from infrastructure.db.config import connect_kwargs
+from domain.errors import CryptoAlreadyTracked, StorageUnavailable, UsernameTaken
+from domain.model import Crypto, PricePoint, PriceUpdate, QuoteCurrencies, Ticker
+from infrastructure.db.config import connect_kwargs, tortoise_config
 from infrastructure.db.repositories import (
     TortoiseCryptoRepository,
     TortoiseUserRepository,
     database_ready,
+    notify_change,
 )
+from infrastructure.read_model.repository import ReadModelCryptoRepository
 from tests.support.clock import wait_until
 from tests.support.cryptos import T0, at, crypto
-from tests.support.database import tortoise_session
+from tests.support.database import tortoise_session, truncate_tables
+from tests.support.read_models import live_read_model
+from tests.support.tcp_proxy import tcp_proxy
 
 pytestmark = pytest.mark.integration
 
 KEEP = 100
+FOUR = ("usd", "eur", "gbp", "btc")
 
 
 async def track(repo: TortoiseCryptoRepository, symbol: str, price: float = 100.0) -> int:
@@ -45,7 +54,9 @@ async def rows(sql: str, *args: Any) -> list[Any]:
 
 async def history_rows(crypto_id: int) -> list[tuple[float, datetime]]:
     found = await rows(
-        "SELECT price, ts FROM price_history WHERE crypto_id = $1 ORDER BY ts, id", crypto_id
+        "SELECT (prices->>'usd')::float8 AS price, ts FROM price_history "
+        "WHERE crypto_id = $1 ORDER BY ts, id",
+        crypto_id,
     )
     return [(r["price"], r["ts"]) for r in found]
 
@@ -128,7 +139,7 @@ async def test_a_crypto_deleted_while_the_batch_waits_for_it_is_skipped(
 ) -> None:
     btc = await track(repo, "BTC", 100.0)
     eth = await track(repo, "ETH", 10.0)
-    batch = [PriceUpdate(btc, 101.0, at(1)), PriceUpdate(eth, 11.0, at(1))]
+    batch = [PriceUpdate(btc, {"usd": 101.0}, at(1)), PriceUpdate(eth, {"usd": 11.0}, at(1))]
     other = await asyncpg.connect(**connect_kwargs(db))
     try:
         deleting = other.transaction()
@@ -150,15 +161,15 @@ async def test_a_crypto_deleted_while_the_batch_waits_for_it_is_skipped(
 async def add_cryptos(count: int) -> None:
     """``count`` cryptos C1..C<count> (their prices at T0, no history), in one statement."""
     await rows(
-        "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
-        "SELECT 'C' || g, 'coin-' || g, 'Coin ' || g, g, $1 "
+        "INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated) "
+        "SELECT 'C' || g, 'coin-' || g, 'Coin ' || g, jsonb_build_object('usd', g), $1 "
         "FROM generate_series(1, $2::int) AS g",
         T0,
         count,
     )
 
 
-async def test_record_prices_uses_the_same_four_statements_for_1_or_500_cryptos(
+async def test_record_prices_uses_the_same_four_statements_for_1_or_500_cryptos_in_4_currencies(
     repo: TortoiseCryptoRepository, sent_sql: list[str]
 ) -> None:
     await add_cryptos(500)
@@ -166,9 +177,12 @@ async def test_record_prices_uses_the_same_four_statements_for_1_or_500_cryptos(
     assert len(coins) == 500
 
     sent_sql.clear()
-    assert await repo.record_prices([PriceUpdate(coins[0].crypto_id, 7.0, at(1))], KEEP)
+    assert await repo.record_prices([PriceUpdate(coins[0].crypto_id, {"usd": 7.0}, at(1))], KEEP)
     one = list(sent_sql)
-    batch = [PriceUpdate(c.crypto_id, 1000.0 + c.crypto_id, at(2)) for c in coins]
+    batch = [
+        PriceUpdate(c.crypto_id, {code: 1000.0 + c.crypto_id for code in FOUR}, at(2))
+        for c in coins
+    ]
     sent_sql.clear()
     updated = await repo.record_prices(batch, KEEP)
     many = list(sent_sql)
@@ -176,23 +190,26 @@ async def test_record_prices_uses_the_same_four_statements_for_1_or_500_cryptos(
     assert updated == {c.crypto_id for c in coins}
     assert len(one) == len(many) == 4, many
     per_crypto = await rows(
-        "SELECT crypto_id, count(*) AS n, max(price) AS top FROM price_history GROUP BY crypto_id"
+        "SELECT crypto_id, count(*) AS n, max((prices->>'gbp')::float8) AS top "
+        "FROM price_history GROUP BY crypto_id"
     )
     assert len(per_crypto) == 500
     assert {r["n"] for r in per_crypto if r["crypto_id"] != coins[0].crypto_id} == {1}
     assert all(r["top"] == 1000.0 + r["crypto_id"] for r in per_crypto)
-    prices = await rows("SELECT id, current_price FROM cryptos")
-    assert all(r["current_price"] == 1000.0 + r["id"] for r in prices)
+    current = await rows("SELECT id, current_prices FROM cryptos")
+    assert all(
+        json.loads(r["current_prices"]) == dict.fromkeys(FOUR, 1000.0 + r["id"]) for r in current
+    )
 
 
 async def test_a_batch_with_nothing_newer_writes_and_announces_nothing(
     repo: TortoiseCryptoRepository, sent_sql: list[str]
 ) -> None:
     btc = await track(repo, "BTC", 100.0)  # at T0
-    await repo.record_prices([PriceUpdate(btc, 101.0, at(30))], KEEP)
+    await repo.record_prices([PriceUpdate(btc, {"usd": 101.0}, at(30))], KEEP)
 
     sent_sql.clear()
-    assert await repo.record_prices([PriceUpdate(btc, 101.0, at(30))], KEEP) == set()
+    assert await repo.record_prices([PriceUpdate(btc, {"usd": 101.0}, at(30))], KEEP) == set()
 
     assert len(sent_sql) == 2, sent_sql  # the lock and the conditional update: no trim, no NOTIFY
     assert not any("pg_notify" in q for q in sent_sql), sent_sql
@@ -203,9 +220,13 @@ async def test_rows_that_share_a_moment_from_before_stay_as_they_are(
     repo: TortoiseCryptoRepository,
 ) -> None:
     btc = await track(repo, "BTC", 100.0)
-    await rows("INSERT INTO price_history (crypto_id, price, ts) VALUES ($1, 100.0, $2)", btc, T0)
+    await rows(
+        """INSERT INTO price_history (crypto_id, prices, ts) VALUES ($1, '{"usd": 100.0}', $2)""",
+        btc,
+        T0,
+    )
 
-    assert await repo.record_prices([PriceUpdate(btc, 101.0, at(1))], KEEP) == {btc}
+    assert await repo.record_prices([PriceUpdate(btc, {"usd": 101.0}, at(1))], KEEP) == {btc}
 
     assert await history_rows(btc) == [(100.0, T0), (100.0, T0), (101.0, at(1))]
 
@@ -219,8 +240,8 @@ async def test_the_trim_walks_only_each_cryptos_index_entries(
     # open elsewhere can prevent: so the plan's shape is asserted, not that scan).
     await add_cryptos(300)
     await rows(
-        "INSERT INTO price_history (crypto_id, price, ts) "
-        "SELECT c.id, k, $1::timestamptz - k * interval '1 minute' "
+        "INSERT INTO price_history (crypto_id, prices, ts) "
+        "SELECT c.id, jsonb_build_object('usd', k), $1::timestamptz - k * interval '1 minute' "
         "FROM cryptos AS c, generate_series(1, $2::int) AS k",
         T0,
         KEEP,
@@ -228,7 +249,7 @@ async def test_the_trim_walks_only_each_cryptos_index_entries(
     await get_connection("default").execute_script("VACUUM ANALYZE price_history")
     coins = await repo.tracked_coins()
     sent_sql.clear()
-    await repo.record_prices([PriceUpdate(c.crypto_id, 1.0, at(1)) for c in coins], KEEP)
+    await repo.record_prices([PriceUpdate(c.crypto_id, {"usd": 1.0}, at(1)) for c in coins], KEEP)
     [trim] = [q for q in sent_sql if q.lstrip().upper().startswith("DELETE")]
 
     plan = "\n".join(
@@ -248,7 +269,67 @@ async def test_the_trim_walks_only_each_cryptos_index_entries(
 async def test_history_of_a_crypto_without_rows_is_empty(repo: TortoiseCryptoRepository) -> None:
     btc = await track(repo, "BTC")
     await rows("DELETE FROM price_history WHERE crypto_id = $1", btc)
-    assert await repo.history(Ticker("BTC"), KEEP) == []
+    assert await repo.history(Ticker("BTC"), KEEP, "usd") == []
+
+
+async def test_prices_are_stored_as_one_json_object_per_observation(
+    repo: TortoiseCryptoRepository,
+) -> None:
+    stored = await repo.add(crypto("BTC", prices={"usd": 0.1 + 0.2, "eur": 1e-12}))
+    assert stored.id is not None
+    await repo.record_prices([PriceUpdate(stored.id, {"usd": 1e15, "btc": 45000.5}, at(1))], KEEP)
+
+    found = await rows(
+        "SELECT prices::text AS raw, (prices->>'usd')::float8 AS usd FROM price_history "
+        "WHERE crypto_id = $1 ORDER BY ts, id",
+        stored.id,
+    )
+    [current] = await rows("SELECT current_prices FROM cryptos WHERE id = $1", stored.id)
+
+    assert [json.loads(r["raw"]) for r in found] == [
+        {"usd": 0.1 + 0.2, "eur": 1e-12},
+        {"usd": 1e15, "btc": 45000.5},
+    ]
+    assert [r["usd"] for r in found] == [0.1 + 0.2, 1e15]
+    assert json.loads(current["current_prices"]) == {"usd": 1e15, "btc": 45000.5}
+
+
+async def test_list_and_get_give_every_stored_currency(repo: TortoiseCryptoRepository) -> None:
+    # A currency no longer configured is still stored: the database repository hands it
+    # out (the read model keeps the configured ones only; HTTP asks for those only).
+    btc = await track(repo, "BTC", 1.0)
+    await repo.record_prices([PriceUpdate(btc, {"usd": 2.0, "chf": 1.5, "sats": 2e3}, at(1))], KEEP)
+
+    found = await repo.get(Ticker("BTC"))
+    [listed] = await repo.list()
+
+    assert found is not None and found.prices == {"usd": 2.0, "chf": 1.5, "sats": 2000.0}
+    assert listed == found
+    assert all(type(p) is float for p in found.prices.values())
+
+
+async def test_stored_nan_is_no_price_and_infinity_stays(repo: TortoiseCryptoRepository) -> None:
+    # What migration 4 makes of a NaN or an infinity older versions stored: JSON strings.
+    btc = await track(repo, "BTC", 1.0)
+    await rows(
+        "UPDATE cryptos SET current_prices = jsonb_build_object("
+        "'usd', 'NaN'::float8, 'eur', 'Infinity'::float8) WHERE id = $1",
+        btc,
+    )
+    await rows(
+        "INSERT INTO price_history (crypto_id, prices, ts) "
+        "VALUES ($1, jsonb_build_object('usd', 'NaN'::float8), $2)",
+        btc,
+        at(1),
+    )
+
+    found = await repo.get(Ticker("BTC"))
+    history = await repo.history(Ticker("BTC"), KEEP, "usd")
+    stats = await repo.stats(Ticker("BTC"), KEEP, "usd")
+
+    assert found is not None and found.prices == {"eur": math.inf}
+    assert history == [PricePoint(1.0, T0)]
+    assert stats is not None and (stats.current_price, stats.records_count) == (None, 1)
 
 
 # --- stats ------------------------------------------------------------------------
@@ -256,10 +337,10 @@ async def test_history_of_a_crypto_without_rows_is_empty(repo: TortoiseCryptoRep
 
 async def test_stats_are_one_query(repo: TortoiseCryptoRepository, sent_sql: list[str]) -> None:
     btc = await track(repo, "BTC", 10.0)
-    await repo.record_prices([PriceUpdate(btc, 20.0, at(1))], KEEP)
+    await repo.record_prices([PriceUpdate(btc, {"usd": 20.0}, at(1))], KEEP)
 
     sent_sql.clear()
-    stats = await repo.stats(Ticker("BTC"), KEEP)
+    stats = await repo.stats(Ticker("BTC"), KEEP, "usd")
 
     assert len(sent_sql) == 1, sent_sql
     assert stats is not None and stats.records_count == 2
@@ -269,7 +350,7 @@ async def test_stats_of_a_crypto_without_rows(repo: TortoiseCryptoRepository) ->
     btc = await track(repo, "BTC", 5.0)
     await rows("DELETE FROM price_history WHERE crypto_id = $1", btc)
 
-    stats = await repo.stats(Ticker("BTC"), KEEP)
+    stats = await repo.stats(Ticker("BTC"), KEEP, "usd")
 
     assert stats is not None
     assert (stats.current_price, stats.records_count) == (5.0, 0)
@@ -282,7 +363,7 @@ async def test_stats_of_a_crypto_without_rows(repo: TortoiseCryptoRepository) ->
 
 async def test_delete_leaves_no_history_rows_behind(repo: TortoiseCryptoRepository) -> None:
     btc = await track(repo, "BTC", 1.0)
-    await repo.record_prices([PriceUpdate(btc, 2.0, at(1))], KEEP)
+    await repo.record_prices([PriceUpdate(btc, {"usd": 2.0}, at(1))], KEEP)
 
     assert await repo.delete(Ticker("BTC")) is True
 
@@ -348,9 +429,9 @@ async def test_the_repositories_recover_when_postgres_drops_every_connection(
     btc = await track(repo, "BTC", 1.0)
     usernames = (f"user{n}" for n in itertools.count())
     operations = {
-        "record_prices": lambda: repo.record_prices([PriceUpdate(btc, 2.0, at(1))], KEEP),
+        "record_prices": lambda: repo.record_prices([PriceUpdate(btc, {"usd": 2.0}, at(1))], KEEP),
         "list": repo.list,
-        "stats": lambda: repo.stats(Ticker("BTC"), KEEP),
+        "stats": lambda: repo.stats(Ticker("BTC"), KEEP, "usd"),
         "add": lambda: users.add(next(usernames), "hash"),
         "get": lambda: users.get_by_username("nobody"),
     }
@@ -374,6 +455,40 @@ async def test_the_repositories_recover_when_postgres_drops_every_connection(
     pool = get_connection("default")._pool
     assert pool.get_idle_size() == pool.get_size(), "a connection was never given back"
     assert await database_ready() == (True, [])
+
+
+# --- the read model's repository while PostgreSQL is down ------------------------------
+
+
+async def test_with_postgres_down_the_last_set_answers_in_the_currency_asked(
+    database_url: str,
+) -> None:
+    """Stale-if-error (``ReadModelCryptoRepository``): history and stats in eur come
+    from the set last loaded, in eur."""
+    await truncate_tables(database_url)
+    target = urlsplit(database_url)
+    async with tcp_proxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
+        proxied = urlunsplit(target._replace(netloc=f"postgres@127.0.0.1:{proxy.port}"))
+        await Tortoise.init(config=tortoise_config(proxied, timeout=2.0))
+        try:
+            usd_eur = QuoteCurrencies(("usd", "eur"))
+            async with live_read_model(proxied, KEEP, usd_eur, notify=notify_change) as model:
+                repo = ReadModelCryptoRepository(TortoiseCryptoRepository(), model)
+                await repo.add(crypto("BTC", prices={"usd": 1.0, "eur": 0.9}))
+                proxy.refuse()
+                proxy.cut()
+                await wait_until(lambda: not model.live, "the read model to stop serving")
+                with pytest.raises(StorageUnavailable):
+                    await TortoiseCryptoRepository().list()
+                history = await repo.history(Ticker("BTC"), KEEP, "eur")
+                stats = await repo.stats(Ticker("BTC"), KEEP, "eur")
+                usd = await repo.history(Ticker("BTC"), KEEP, "usd")
+        finally:
+            await Tortoise.close_connections()
+    await truncate_tables(database_url)
+
+    assert history == [PricePoint(0.9, T0)] and usd == [PricePoint(1.0, T0)]
+    assert stats is not None and (stats.current_price, stats.records_count) == (0.9, 1)
 
 
 # --- readiness --------------------------------------------------------------------

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import CryptoAlreadyTracked, UsernameTaken
-from domain.model import PricePoint, PriceUpdate, Ticker, TrackedCoin
+from domain.model import PricePoint, PriceUpdate, QuoteCurrencies, Ticker, TrackedCoin
 from domain.ports import CryptoRepository, UserRepository
 from infrastructure.db.repositories import (
     TortoiseCryptoRepository,
@@ -29,6 +29,9 @@ from tests.unit.fakes import InMemoryCryptoRepository, InMemoryUserRepository
 
 KEEP = 100
 BTC, ETH = Ticker("BTC"), Ticker("ETH")
+USD, EUR, GBP = "usd", "eur", "gbp"
+# What the read model is configured with (the database stores whatever it is given).
+CURRENCIES = QuoteCurrencies((USD, EUR))
 
 
 @dataclass
@@ -62,7 +65,7 @@ async def backend(kind: str, url: str) -> AsyncIterator[Store]:
         yield Store(TortoiseCryptoRepository(), TortoiseUserRepository())
         return
     # Reads from a process's read model: each write returns once the model has it.
-    async with live_read_model(url, KEEP, notify=notify_change) as model:
+    async with live_read_model(url, KEEP, CURRENCIES, notify=notify_change) as model:
         repository = ReadModelCryptoRepository(TortoiseCryptoRepository(), model)
         yield Store(repository, TortoiseUserRepository())
         assert model.live, "the read model went down during the test: reads were not its"
@@ -75,16 +78,20 @@ async def track(store: Store, symbol: str, price: float = 100.0) -> int:
     return stored.id
 
 
-async def history(store: Store, symbol: Ticker = BTC) -> list[tuple[float, datetime]]:
-    points = await store.cryptos.history(symbol, KEEP)
+async def history(
+    store: Store, symbol: Ticker = BTC, currency: str = USD
+) -> list[tuple[float, datetime]]:
+    points = await store.cryptos.history(symbol, KEEP, currency)
     assert points is not None
     return [(p.price, p.timestamp) for p in points]
 
 
-async def current(store: Store, symbol: Ticker = BTC) -> tuple[float, datetime]:
+async def current(
+    store: Store, symbol: Ticker = BTC, currency: str = USD
+) -> tuple[float | None, datetime]:
     found = await store.cryptos.get(symbol)
     assert found is not None
-    return found.current_price, found.last_updated
+    return found.price_in(currency), found.last_updated
 
 
 async def record(store: Store, *updates: PriceUpdate, keep: int = KEEP) -> set[int]:
@@ -141,7 +148,7 @@ async def test_a_new_price_becomes_current_and_joins_the_history(store: Store) -
     btc = await track(store, "BTC", 100.0)
     eth = await track(store, "ETH", 10.0)
 
-    assert await record(store, PriceUpdate(btc, 101.5, at(30))) == {btc}
+    assert await record(store, PriceUpdate(btc, {"usd": 101.5}, at(30))) == {btc}
 
     assert await current(store) == (101.5, at(30))
     assert await history(store) == [(100.0, T0), (101.5, at(30))]
@@ -152,10 +159,10 @@ async def test_a_new_price_becomes_current_and_joins_the_history(store: Store) -
 
 async def test_an_older_price_stores_nothing(store: Store) -> None:
     btc = await track(store, "BTC", 100.0)
-    await record(store, PriceUpdate(btc, 120.0, at(20)))
+    await record(store, PriceUpdate(btc, {"usd": 120.0}, at(20)))
 
     # A slower batch with an older price: neither the current price nor history.
-    assert await record(store, PriceUpdate(btc, 110.0, at(10))) == set()
+    assert await record(store, PriceUpdate(btc, {"usd": 110.0}, at(10))) == set()
 
     assert await current(store) == (120.0, at(20))
     assert await history(store) == [(100.0, T0), (120.0, at(20))]
@@ -165,7 +172,7 @@ async def test_a_price_of_the_same_moment_stores_nothing(store: Store) -> None:
     # No two history rows of a crypto share a moment: CoinGecko's time is the same,
     # so it is the same observation, whatever the price says.
     btc = await track(store, "BTC", 100.0)
-    assert await record(store, PriceUpdate(btc, 101.0, T0)) == set()
+    assert await record(store, PriceUpdate(btc, {"usd": 101.0}, T0)) == set()
 
     assert await current(store) == (100.0, T0)
     assert await history(store) == [(100.0, T0)]
@@ -175,7 +182,9 @@ async def test_the_same_observation_polled_four_times_is_one_point(store: Store)
     btc = await track(store, "BTC", 100.0)
     eth = await track(store, "ETH", 10.0)
     recorded = [
-        await record(store, PriceUpdate(btc, 101.0, at(30)), PriceUpdate(eth, 10.0, T0))
+        await record(
+            store, PriceUpdate(btc, {"usd": 101.0}, at(30)), PriceUpdate(eth, {"usd": 10.0}, T0)
+        )
         for _ in range(4)
     ]
 
@@ -190,10 +199,10 @@ async def test_several_updates_for_one_crypto_in_one_batch_keep_the_latest(store
 
     updated = await record(
         store,
-        PriceUpdate(btc, 103.0, at(3)),
-        PriceUpdate(eth, 11.0, at(1)),
-        PriceUpdate(btc, 101.0, at(1)),
-        PriceUpdate(eth, 12.0, at(1)),  # a tie: the later one in the batch
+        PriceUpdate(btc, {"usd": 103.0}, at(3)),
+        PriceUpdate(eth, {"usd": 11.0}, at(1)),
+        PriceUpdate(btc, {"usd": 101.0}, at(1)),
+        PriceUpdate(eth, {"usd": 12.0}, at(1)),  # a tie: the later one in the batch
     )
 
     assert updated == {btc, eth}
@@ -206,20 +215,20 @@ async def test_several_updates_for_one_crypto_in_one_batch_keep_the_latest(store
 async def test_history_is_trimmed_to_the_newest_keep_rows_by_time(store: Store) -> None:
     btc = await track(store, "BTC", 1.0)
     for second in (10, 20, 30):
-        await record(store, PriceUpdate(btc, float(second), at(second)), keep=3)
+        await record(store, PriceUpdate(btc, {"usd": float(second)}, at(second)), keep=3)
     assert await history(store) == [(10.0, at(10)), (20.0, at(20)), (30.0, at(30))]
 
     # A late price older than all that is kept stores nothing.
-    assert await record(store, PriceUpdate(btc, 5.0, at(5)), keep=3) == set()
+    assert await record(store, PriceUpdate(btc, {"usd": 5.0}, at(5)), keep=3) == set()
     assert await history(store) == [(10.0, at(10)), (20.0, at(20)), (30.0, at(30))]
     assert await current(store) == (30.0, at(30))
 
 
 async def test_updates_in_one_second_keep_the_first_of_it(store: Store) -> None:
     btc = await track(store, "BTC", 1.0)
-    assert await record(store, PriceUpdate(btc, 2.0, at(1)), keep=5) == {btc}
+    assert await record(store, PriceUpdate(btc, {"usd": 2.0}, at(1)), keep=5) == {btc}
     for price in range(3, 9):
-        assert await record(store, PriceUpdate(btc, float(price), at(1)), keep=5) == set()
+        assert await record(store, PriceUpdate(btc, {"usd": float(price)}, at(1)), keep=5) == set()
 
     assert await history(store) == [(1.0, T0), (2.0, at(1))]
     assert await current(store) == (2.0, at(1))
@@ -230,10 +239,12 @@ async def test_trimming_touches_only_the_cryptos_in_the_batch(store: Store) -> N
     eth = await track(store, "ETH", 1.0)
     for second in range(1, 5):
         await record(
-            store, PriceUpdate(btc, 1.0 + second, at(second)), PriceUpdate(eth, 1.0, at(second))
+            store,
+            PriceUpdate(btc, {"usd": 1.0 + second}, at(second)),
+            PriceUpdate(eth, {"usd": 1.0}, at(second)),
         )
 
-    await record(store, PriceUpdate(btc, 9.0, at(10)), keep=2)
+    await record(store, PriceUpdate(btc, {"usd": 9.0}, at(10)), keep=2)
 
     assert [price for price, _ in await history(store)] == [5.0, 9.0]
     assert len(await history(store, ETH)) == 5
@@ -244,21 +255,23 @@ async def test_updates_for_cryptos_not_stored_are_skipped(store: Store) -> None:
     gone = await track(store, "ETH", 10.0)
     assert await store.cryptos.delete(ETH)
 
-    updated = await record(store, PriceUpdate(gone, 11.0, at(1)), PriceUpdate(btc, 101.0, at(1)))
+    updated = await record(
+        store, PriceUpdate(gone, {"usd": 11.0}, at(1)), PriceUpdate(btc, {"usd": 101.0}, at(1))
+    )
 
     assert updated == {btc}
     assert await store.cryptos.get(ETH) is None
     assert await history(store) == [(100.0, T0), (101.0, at(1))]
     assert await record(store) == set()
-    assert await record(store, PriceUpdate(424242, 1.0, T0)) == set()
+    assert await record(store, PriceUpdate(424242, {"usd": 1.0}, T0)) == set()
 
 
 async def test_keep_and_limit_below_one_are_refused(store: Store) -> None:
     btc = await track(store, "BTC")
     with pytest.raises(ValueError, match="keep"):
-        await record(store, PriceUpdate(btc, 1.0, T0), keep=0)
+        await record(store, PriceUpdate(btc, {"usd": 1.0}, T0), keep=0)
     with pytest.raises(ValueError, match="limit"):
-        await store.cryptos.history(BTC, 0)
+        await store.cryptos.history(BTC, 0, USD)
     assert await history(store) == [(100.0, T0)]
 
 
@@ -268,15 +281,15 @@ async def test_keep_and_limit_below_one_are_refused(store: Store) -> None:
 async def test_history_is_the_newest_rows_oldest_first(store: Store) -> None:
     btc = await track(store, "BTC", 1.0)
     for second in (1, 3, 5, 7, 9):
-        await record(store, PriceUpdate(btc, 1.0 + second, at(second)))
+        await record(store, PriceUpdate(btc, {"usd": 1.0 + second}, at(second)))
 
-    assert await store.cryptos.history(BTC, 3) == [
+    assert await store.cryptos.history(BTC, 3, USD) == [
         PricePoint(6.0, at(5)),
         PricePoint(8.0, at(7)),
         PricePoint(10.0, at(9)),
     ]
     assert [price for price, _ in await history(store)] == [1.0, 2.0, 4.0, 6.0, 8.0, 10.0]
-    assert await store.cryptos.history(ETH, KEEP) is None
+    assert await store.cryptos.history(ETH, KEEP, USD) is None
 
 
 # --- stats -----------------------------------------------------------------------------
@@ -285,9 +298,9 @@ async def test_history_is_the_newest_rows_oldest_first(store: Store) -> None:
 async def test_stats_follow_the_timestamps(store: Store) -> None:
     btc = await track(store, "BTC", 10.0)
     for price, second in ((30.0, 10), (20.0, 20), (40.0, 30)):  # not in order of price
-        await record(store, PriceUpdate(btc, price, at(second)))
+        await record(store, PriceUpdate(btc, {"usd": price}, at(second)))
 
-    stats = await store.cryptos.stats(BTC, KEEP)
+    stats = await store.cryptos.stats(BTC, KEEP, USD)
 
     assert stats is not None
     assert stats.current_price == 40.0
@@ -295,15 +308,15 @@ async def test_stats_follow_the_timestamps(store: Store) -> None:
     assert (stats.oldest_price, stats.newest_price) == (10, 40)
     assert stats.records_count == 4
     assert (stats.price_change, stats.price_change_percent) == (30, 300)
-    assert await store.cryptos.stats(ETH, KEEP) is None
+    assert await store.cryptos.stats(ETH, KEEP, USD) is None
 
 
 async def test_stats_cover_the_newest_limit_rows_of_the_history(store: Store) -> None:
     btc = await track(store, "BTC", 10.0)
     for price, second in ((30.0, 10), (20.0, 20), (40.0, 30)):
-        await record(store, PriceUpdate(btc, price, at(second)))
+        await record(store, PriceUpdate(btc, {"usd": price}, at(second)))
 
-    stats = await store.cryptos.stats(BTC, 2)
+    stats = await store.cryptos.stats(BTC, 2, USD)
 
     assert stats is not None
     assert (stats.oldest_price, stats.newest_price, stats.records_count) == (20, 40, 2)
@@ -330,9 +343,9 @@ async def test_stats_are_exact_decimals_rounded_by_the_domain_rules(
 ) -> None:
     btc = await track(store, "BTC", prices[0])
     for second, price in enumerate(prices[1:], start=1):
-        await record(store, PriceUpdate(btc, price, at(second)))
+        await record(store, PriceUpdate(btc, {"usd": price}, at(second)))
 
-    stats = await store.cryptos.stats(BTC, KEEP)
+    stats = await store.cryptos.stats(BTC, KEEP, USD)
 
     assert stats is not None
     found = (
@@ -350,9 +363,9 @@ async def test_stats_leave_out_stored_prices_outside_the_sane_range(store: Store
     # Rows written before prices were checked on the way in: stats must stay finite.
     btc = await track(store, "BTC", 10.0)
     for second, price in enumerate((1.7e308, 20.0, 5e-324, 30.0), start=1):
-        await record(store, PriceUpdate(btc, price, at(second)))
+        await record(store, PriceUpdate(btc, {"usd": price}, at(second)))
 
-    stats = await store.cryptos.stats(BTC, KEEP)
+    stats = await store.cryptos.stats(BTC, KEEP, USD)
 
     assert stats is not None
     assert (stats.min_price, stats.max_price, stats.avg_price) == (10, 30, 20)
@@ -365,26 +378,86 @@ async def test_stats_leave_out_stored_prices_outside_the_sane_range(store: Store
 async def test_delete_removes_the_crypto_and_its_history(store: Store) -> None:
     btc = await track(store, "BTC", 1.0)
     eth = await store.cryptos.add(crypto("ETH", 1.0))
-    await record(store, PriceUpdate(btc, 2.0, at(1)))
+    await record(store, PriceUpdate(btc, {"usd": 2.0}, at(1)))
 
     assert await store.cryptos.delete(BTC) is True
 
     assert await store.cryptos.get(BTC) is None
-    assert await store.cryptos.history(BTC, KEEP) is None
-    assert await store.cryptos.stats(BTC, KEEP) is None
+    assert await store.cryptos.history(BTC, KEEP, USD) is None
+    assert await store.cryptos.stats(BTC, KEEP, USD) is None
     assert await store.cryptos.list() == [eth]
     assert await store.cryptos.delete(BTC) is False
 
 
 async def test_a_deleted_symbol_can_be_added_again_with_a_fresh_history(store: Store) -> None:
     first = await track(store, "BTC", 1.0)
-    await record(store, PriceUpdate(first, 2.0, at(1)))
+    await record(store, PriceUpdate(first, {"usd": 2.0}, at(1)))
     await store.cryptos.delete(BTC)
 
     again = await store.cryptos.add(crypto("BTC", 3.0, at(5)))
 
     assert again.id is not None and again.id != first
     assert await history(store) == [(3.0, at(5))]
+
+
+# --- quote currencies ------------------------------------------------------------------
+
+
+async def test_an_observation_holds_its_price_in_every_currency(store: Store) -> None:
+    stored = await store.cryptos.add(crypto("BTC", prices={USD: 100.0, EUR: 90.0}))
+    assert stored.id is not None
+    update = PriceUpdate(stored.id, {USD: 101.0, EUR: 91.0}, at(1))
+    assert await record(store, update) == {stored.id}
+
+    fetched = await store.cryptos.get(BTC)
+    assert fetched is not None and fetched.prices == {USD: 101.0, EUR: 91.0}
+    assert await history(store, currency=USD) == [(100.0, T0), (101.0, at(1))]
+    assert await history(store, currency=EUR) == [(90.0, T0), (91.0, at(1))]
+    stats = await store.cryptos.stats(BTC, KEEP, EUR)
+    assert stats is not None
+    assert (stats.current_price, stats.records_count) == (91.0, 2)
+    assert (stats.min_price, stats.max_price, stats.price_change) == (90, 91, 1)
+
+
+async def test_observations_with_no_price_in_a_currency_are_left_out_of_it(
+    store: Store,
+) -> None:
+    # eur configured after BTC was added: its first observation has no eur price.
+    btc = await track(store, "BTC", 100.0)
+    await record(store, PriceUpdate(btc, {USD: 101.0, EUR: 91.0}, at(1)))
+    await record(store, PriceUpdate(btc, {USD: 102.0}, at(2)))  # eur unusable this time
+
+    assert await history(store, currency=EUR) == [(91.0, at(1))]
+    assert await history(store, currency=USD) == [(100.0, T0), (101.0, at(1)), (102.0, at(2))]
+    # limit counts observations, then those without an eur price are left out
+    assert await store.cryptos.history(BTC, 2, EUR) == [PricePoint(91.0, at(1))]
+    assert await store.cryptos.history(BTC, 1, EUR) == []
+    assert await current(store, currency=EUR) == (None, at(2))
+    stats = await store.cryptos.stats(BTC, KEEP, EUR)
+    assert stats is not None
+    assert (stats.current_price, stats.records_count, stats.min_price) == (None, 1, 91)
+    newest = await store.cryptos.stats(BTC, 1, EUR)
+    assert newest is not None and (newest.current_price, newest.records_count) == (None, 0)
+
+
+async def test_a_currency_with_no_stored_price_has_an_empty_history(store: Store) -> None:
+    await track(store, "BTC", 100.0)
+
+    assert await store.cryptos.history(BTC, KEEP, GBP) == []
+    stats = await store.cryptos.stats(BTC, KEEP, GBP)
+    assert stats is not None
+    assert (stats.current_price, stats.records_count, stats.avg_price) == (None, 0, None)
+
+
+async def test_prices_come_back_as_the_very_doubles_stored(store: Store) -> None:
+    exact = [0.1 + 0.2, 1e-12, 1e15, 45000.5, 1 / 3, 67187.33000000001]
+    btc = await track(store, "BTC", exact[0])
+    for second, price in enumerate(exact[1:], start=1):
+        await record(store, PriceUpdate(btc, {USD: price, EUR: price / 7}, at(second)))
+
+    assert [price for price, _ in await history(store, currency=USD)] == exact
+    assert [price for price, _ in await history(store, currency=EUR)] == [p / 7 for p in exact[1:]]
+    assert await current(store, currency=EUR) == (exact[-1] / 7, at(len(exact) - 1))
 
 
 # --- users -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.model import Crypto, Ticker
+from domain.model import Crypto, Prices, Ticker
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -14,12 +14,15 @@ def at(seconds: int) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def crypto(symbol: str, price: float = 100.0, when: datetime = T0) -> Crypto:
-    """A crypto not stored yet: coin id ``<symbol>-coin``, name ``<SYMBOL> Coin``."""
+def crypto(
+    symbol: str, price: float = 100.0, when: datetime = T0, *, prices: Prices | None = None
+) -> Crypto:
+    """A crypto not stored yet: coin id ``<symbol>-coin``, name ``<SYMBOL> Coin``, priced
+    ``prices`` (``{"usd": price}`` unless given)."""
     return Crypto(
         symbol=Ticker(symbol),
         coin_id=f"{symbol.lower()}-coin",
         name=f"{symbol} Coin",
-        current_price=price,
+        prices=dict(prices) if prices is not None else {"usd": price},
         last_updated=when,
     )

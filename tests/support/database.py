@@ -135,15 +135,15 @@ async def truncate_tables(url: str) -> None:
 
 
 async def insert_cryptos(url: str, *coins: tuple[str, str, str]) -> None:
-    """Track ``(symbol, coin_id, name)`` cryptos (price 1.0 as of 2024-01-01, no
+    """Track ``(symbol, coin_id, name)`` cryptos (price 1.0 in usd as of 2024-01-01, no
     history) straight in the database, without asking CoinGecko as adding them through
     the API does. Only newer prices are recorded: any time the CoinGecko stand-in gives
     (from ``UPDATED_AT``, 2024-03-25, on) is newer, so the first poll records one."""
     conn = await asyncpg.connect(**connect_kwargs(url))
     try:
         await conn.executemany(
-            "INSERT INTO cryptos (symbol, coin_id, name, current_price, last_updated) "
-            "VALUES ($1, $2, $3, 1.0, '2024-01-01T00:00:00Z')",
+            "INSERT INTO cryptos (symbol, coin_id, name, current_prices, last_updated) "
+            "VALUES ($1, $2, $3, '{\"usd\": 1.0}', '2024-01-01T00:00:00Z')",
             coins,
         )
     finally:

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from domain.model import QuoteCurrencies
 from infrastructure.db.config import connect_kwargs
 from infrastructure.read_model.live import APPLICATION_NAME, LiveReadModel
 from tests.support.clock import wait_until
@@ -46,11 +47,16 @@ async def went_live(model: LiveReadModel, within: float = 30) -> None:
     await wait_until(lambda: model.live, "the read model to go live", within)
 
 
+USD = QuoteCurrencies(("usd",))
+
+
 @asynccontextmanager
-async def live_read_model(url: str, keep: int, **options: Any) -> AsyncIterator[LiveReadModel]:
-    """A ``LiveReadModel(url, keep, **options)`` started and loaded (live) for the
-    block, stopped after it."""
-    model = LiveReadModel(url, keep, **options)
+async def live_read_model(
+    url: str, keep: int, currencies: QuoteCurrencies = USD, **options: Any
+) -> AsyncIterator[LiveReadModel]:
+    """A ``LiveReadModel(url, keep, currencies, **options)`` started and loaded (live)
+    for the block, stopped after it."""
+    model = LiveReadModel(url, keep, currencies, **options)
     await model.start()
     try:
         await went_live(model)

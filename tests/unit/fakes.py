@@ -13,6 +13,7 @@ from domain.model import (
     CoinRef,
     Crypto,
     PricePoint,
+    Prices,
     PriceStats,
     PriceUpdate,
     Quote,
@@ -38,8 +39,11 @@ class FakeClock:
 
 @dataclass(frozen=True, slots=True)
 class _Row:
+    """One observation: its prices in every currency it has one in."""
+
     row_id: int
-    point: PricePoint
+    prices: Prices
+    at: datetime
 
 
 @dataclass
@@ -66,12 +70,12 @@ class InMemoryCryptoRepository:
         stored = replace(crypto, id=self.next_id)
         self.next_id += 1
         self.rows[crypto.symbol.value] = stored
-        self.history_rows[stored.id] = [self._row(crypto.current_price, crypto.last_updated)]
+        self.history_rows[stored.id] = [self._row(crypto.prices, crypto.last_updated)]
         return stored
 
-    def _row(self, price: float, at: datetime) -> _Row:
+    def _row(self, prices: Prices, at: datetime) -> _Row:
         self.next_row_id += 1
-        return _Row(self.next_row_id - 1, PricePoint(price, at))
+        return _Row(self.next_row_id - 1, dict(prices), at)
 
     async def record_prices(self, updates: Sequence[PriceUpdate], keep: int) -> set[int]:
         rule = HistoryKeepsTheNewest(keep)  # refuses keep < 1
@@ -83,10 +87,10 @@ class InMemoryCryptoRepository:
             if crypto is None or OnlyNewerPricesAreRecorded(crypto.last_updated, u.at).is_broken():
                 continue
             self.rows[crypto.symbol.value] = replace(
-                crypto, current_price=u.price, last_updated=u.at
+                crypto, prices=dict(u.prices), last_updated=u.at
             )
-            rows = [*self.history_rows[u.crypto_id], self._row(u.price, u.at)]
-            rows.sort(key=lambda r: rule.order(r.point.timestamp, r.row_id))
+            rows = [*self.history_rows[u.crypto_id], self._row(u.prices, u.at)]
+            rows.sort(key=lambda r: rule.order(r.at, r.row_id))
             del rows[: rule.surplus(len(rows))]
             self.history_rows[u.crypto_id] = rows
             done.add(u.crypto_id)
@@ -96,20 +100,21 @@ class InMemoryCryptoRepository:
         by_id = sorted(self.rows.values(), key=lambda c: c.id or 0)
         return [TrackedCoin(c.id, c.coin_id) for c in by_id if c.id]
 
-    async def history(self, symbol: Ticker, limit: int) -> list[PricePoint] | None:
+    async def history(self, symbol: Ticker, limit: int, currency: str) -> list[PricePoint] | None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         crypto = self.rows.get(symbol.value)
         if crypto is None:
             return None
-        return [r.point for r in self.history_rows[crypto.id][-limit:]]
+        newest = self.history_rows[crypto.id][-limit:]  # observations, then the currency's
+        return [PricePoint(r.prices[currency], r.at) for r in newest if currency in r.prices]
 
-    async def stats(self, symbol: Ticker, limit: int) -> PriceStats | None:
+    async def stats(self, symbol: Ticker, limit: int, currency: str) -> PriceStats | None:
         crypto = self.rows.get(symbol.value)
-        points = await self.history(symbol, limit)
+        points = await self.history(symbol, limit, currency)
         if crypto is None or points is None:
             return None
-        return PriceStats.of(crypto.current_price, (p.price for p in points))
+        return PriceStats.of(crypto.price_in(currency), (p.price for p in points))
 
     async def delete(self, symbol: Ticker) -> bool:
         crypto = self.rows.pop(symbol.value, None)
@@ -150,18 +155,21 @@ class FakePriceSource:
     find_calls: list[str] = field(default_factory=list)
     price_calls: list[tuple[list[str], bool]] = field(default_factory=list)
     candidates: dict[str, list[CoinCandidate]] = field(default_factory=dict)
-    candidate_calls: list[str] = field(default_factory=list)
+    candidate_calls: list[tuple[str, str]] = field(default_factory=list)
+    supported: set[str] = field(default_factory=lambda: {"usd", "eur", "gbp", "btc"})
 
-    async def coins_with_symbol(self, symbol: Ticker) -> list[CoinCandidate]:
-        self.candidate_calls.append(symbol.value)
+    async def coins_with_symbol(self, symbol: Ticker, currency: str) -> list[CoinCandidate]:
+        """``candidates`` as they are, whatever the currency (a test sets what it needs)."""
+        self.candidate_calls.append((symbol.value, currency))
         if self.fail:
             raise self.fail
         return list(self.candidates.get(symbol.value, []))
 
-    def quote(self, coin_id: str, price: float, at: datetime | None = None) -> None:
-        """The price CoinGecko answers for ``coin_id`` from now on; without ``at``, it
-        sends no time (the fetch time stands in)."""
-        self.quotes[coin_id] = Quote(price, at)
+    def quote(self, coin_id: str, price: float | Prices, at: datetime | None = None) -> None:
+        """The prices CoinGecko answers for ``coin_id`` from now on (one number: in usd);
+        without ``at``, it sends no time (the fetch time stands in)."""
+        prices = {"usd": price} if isinstance(price, int | float) else dict(price)
+        self.quotes[coin_id] = Quote(prices, at)
 
     async def find_coin(self, symbol: Ticker) -> CoinMatch | None:
         self.find_calls.append(symbol.value)
@@ -175,11 +183,16 @@ class FakePriceSource:
             raise self.fail
         return {i: self.quotes[i] for i in coin_ids if i in self.quotes}
 
+    async def supported_currencies(self) -> set[str]:
+        if self.fail:
+            raise self.fail
+        return set(self.supported)
+
 
 @dataclass
 class DictTickerCache:
     refs: dict[str, CoinRef] = field(default_factory=dict)
-    lists: dict[str, list[CoinCandidate]] = field(default_factory=dict)
+    lists: dict[tuple[str, str], list[CoinCandidate]] = field(default_factory=dict)
 
     async def get(self, symbol: Ticker) -> CoinRef | None:
         return self.refs.get(symbol.value)
@@ -187,11 +200,13 @@ class DictTickerCache:
     async def set(self, symbol: Ticker, ref: CoinRef) -> None:
         self.refs[symbol.value] = ref
 
-    async def get_candidates(self, symbol: Ticker) -> list[CoinCandidate] | None:
-        return self.lists.get(symbol.value)
+    async def get_candidates(self, symbol: Ticker, currency: str) -> list[CoinCandidate] | None:
+        return self.lists.get((symbol.value, currency))
 
-    async def set_candidates(self, symbol: Ticker, candidates: list[CoinCandidate]) -> None:
-        self.lists[symbol.value] = candidates
+    async def set_candidates(
+        self, symbol: Ticker, currency: str, candidates: list[CoinCandidate]
+    ) -> None:
+        self.lists[symbol.value, currency] = candidates
 
 
 class PlainHasher:

@@ -9,9 +9,18 @@ from application.add_crypto import AddCrypto
 from application.list_coins import FindCandidates, ListCoins
 from application.resolve_ticker import ResolveTicker
 from domain.errors import InvalidInput, InvalidTicker, UnknownCoin
-from domain.model import CoinCandidate, CoinMatch, CoinRef, Quote, Ticker, best_rank_first
+from domain.model import (
+    CoinCandidate,
+    CoinMatch,
+    CoinRef,
+    Quote,
+    QuoteCurrencies,
+    Ticker,
+    best_rank_first,
+)
 from tests.unit.fakes import DictTickerCache, FakeClock, FakePriceSource, InMemoryCryptoRepository
 
+USD = QuoteCurrencies.parse("usd")
 UNISWAP = CoinCandidate(CoinRef("uniswap", "Uniswap"), 22, 7.42)
 WORMHOLE = CoinCandidate(CoinRef("uniswap-wormhole", "Uniswap (Wormhole)"), 3410, 7.39)
 UNICORN = CoinCandidate(CoinRef("unicorn-token", "Unicorn Token"), None, 0.0000412)
@@ -22,8 +31,11 @@ def world():
     class World:
         repo = InMemoryCryptoRepository()
         source = FakePriceSource(
-            coins={"UNI": CoinMatch(UNISWAP.ref, 7.42)},
-            quotes={"uniswap-wormhole": Quote(7.5, None), "unicorn-token": Quote(0.00005, None)},
+            coins={"UNI": CoinMatch(UNISWAP.ref, {"usd": 7.42})},
+            quotes={
+                "uniswap-wormhole": Quote({"usd": 7.5}, None),
+                "unicorn-token": Quote({"usd": 0.00005}, None),
+            },
             candidates={"UNI": [UNISWAP, WORMHOLE, UNICORN]},
         )
         cache = DictTickerCache()
@@ -32,7 +44,7 @@ def world():
     w = World()
     find = FindCandidates(w.cache, w.source)
     w.list = ListCoins(find)
-    w.add = AddCrypto(w.repo, ResolveTicker(w.cache, w.source), find, w.source, w.clock)
+    w.add = AddCrypto(w.repo, ResolveTicker(w.cache, w.source), find, w.source, w.clock, USD)
     return w
 
 
@@ -44,26 +56,26 @@ def test_best_rank_first_puts_the_unranked_last_and_keeps_ties_in_order():
 
 
 async def test_list_coins_asks_once_then_answers_from_the_cache(world):
-    first = await world.list("uni")
+    first = await world.list("uni", "usd")
     assert (first.symbol, first.coins, first.fresh) == (
         Ticker("UNI"),
         [UNISWAP, WORMHOLE, UNICORN],
         True,
     )
-    again = await world.list("UNI")
+    again = await world.list("UNI", "usd")
     assert (again.coins, again.fresh) == (first.coins, False)
-    assert world.source.candidate_calls == ["UNI"]
+    assert world.source.candidate_calls == [("UNI", "usd")]
 
 
 async def test_list_coins_refuses_a_bad_ticker_without_asking(world):
     with pytest.raises(InvalidTicker):
-        await world.list("u-n-i")
+        await world.list("u-n-i", "usd")
     assert world.source.candidate_calls == []
 
 
 async def test_add_a_chosen_coin_with_the_price_of_the_fresh_list(world):
     crypto = await world.add("uni", "uniswap-wormhole")
-    assert (crypto.symbol, crypto.coin_id, crypto.name, crypto.current_price) == (
+    assert (crypto.symbol, crypto.coin_id, crypto.name, crypto.price_in("usd")) == (
         Ticker("UNI"),
         "uniswap-wormhole",
         "Uniswap (Wormhole)",
@@ -82,10 +94,10 @@ async def test_a_chosen_coin_is_stamped_with_coingeckos_time_of_its_price(world)
 
 
 async def test_add_a_chosen_coin_from_a_cached_list_asks_a_fresh_price(world):
-    await world.list("UNI")
+    await world.list("UNI", "usd")
     crypto = await world.add("UNI", "unicorn-token")
-    assert (crypto.coin_id, crypto.current_price) == ("unicorn-token", 0.00005)
-    assert world.source.candidate_calls == ["UNI"]
+    assert (crypto.coin_id, crypto.price_in("usd")) == ("unicorn-token", 0.00005)
+    assert world.source.candidate_calls == [("UNI", "usd")]
     assert world.source.price_calls == [(["unicorn-token"], False)]
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.model import CoinRef, Ticker
+from domain.model import CoinCandidate, CoinRef, Ticker
 from infrastructure.cache import MemoryTickerCache
 from tests.support.clock import ManualClock
 
@@ -71,6 +71,26 @@ async def test_a_full_cache_drops_expired_entries_then_the_least_recently_used(c
     assert len(cache) == 3
     assert await cache.get(Ticker("B")) is None
     assert [await cache.get(Ticker(t)) for t in "ACD"] == [BITCOIN, BITCOIN, ETHEREUM]
+
+
+BTC_COINS = [
+    CoinCandidate(BITCOIN, 1, 67187.33),
+    CoinCandidate(CoinRef("batcat", "batcat"), None, None),
+]
+
+
+async def test_the_coins_of_a_ticker_are_kept_apart_for_each_currency_for_five_minutes(clock):
+    cache = MemoryTickerCache(clock=clock)
+    await cache.set_candidates(BTC, "usd", BTC_COINS)
+    in_eur = [CoinCandidate(BITCOIN, 1, 62148.28)]
+    await cache.set_candidates(BTC, "eur", in_eur)
+
+    assert await cache.get_candidates(BTC, "usd") == BTC_COINS
+    assert await cache.get_candidates(BTC, "eur") == in_eur
+    assert await cache.get_candidates(BTC, "gbp") is None
+    assert await cache.get_candidates(ETH, "usd") is None
+    clock.now += 5 * 60
+    assert await cache.get_candidates(BTC, "usd") is None
 
 
 async def test_ping_and_close(clock):

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from application.check_quote_currencies import CheckQuoteCurrencies
 from application.poll_cycle import PollResult
 from application.poll_schedule import PollPace, PollSchedule
 from domain.errors import CallBudgetSpent, StorageUnavailable, UpstreamError, UpstreamRateLimited
+from domain.model import QuoteCurrencies
 from tests.support.cryptos import crypto
 from tests.unit.fakes import InMemoryCryptoRepository
 
@@ -53,6 +55,7 @@ class SteppedClock:
     async def sleep(self, seconds: float) -> None:
         self.naps.append(seconds)
         self.now += seconds
+        await asyncio.sleep(0)  # the loop's turn: a task started meanwhile (the check) runs
         if len(self.naps) >= self.turns:
             raise asyncio.CancelledError
 
@@ -247,3 +250,111 @@ async def test_each_cycle_reports_how_it_fared_upstream_and_a_database_outage_no
     p.upstream = reporter = Reporter()
     await run(p)
     assert reporter.statuses == ["ok", "ok", "rate_limited", "failing", "budget_spent", "failing"]
+
+
+# --- the quote currencies' check ---------------------------------------------------------
+
+
+class Check:
+    """Each call gives the next outcome (the last one again when used up); a "hang"
+    waits until cancelled."""
+
+    def __init__(self, *outcomes: object) -> None:
+        self.outcomes, self.calls, self.cancelled = list(outcomes) or [None], 0, 0
+
+    async def __call__(self) -> None:
+        self.calls += 1
+        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
+        if outcome == "hang":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def checked(turns: int, check: Check, lock: Lock | None = None):
+    clock = SteppedClock(turns)
+    poll = Poll(clock)
+    p, monitor = poller(clock, poll, lock or Lock())
+    p.check = check
+    p.upstream = reporter = Reporter()
+    return p, clock, poll, monitor, reporter
+
+
+async def test_the_check_runs_with_each_cycle_until_it_succeeds_once_logged_once(caplog):
+    check = Check(UpstreamError("CoinGecko answered 503"), UpstreamError("still down"), None)
+    p, clock, poll, monitor, reporter = checked(5, check)
+    caplog.set_level(logging.INFO, logger="application.poll_schedule")
+    await run(p)
+    assert check.calls == 3  # with the first three cycles, then done for the process
+    assert p.check is None
+    assert poll.calls == 5 and clock.naps == [30.0] * 5  # never stopped nor delayed polling
+    assert [c[0] for c in monitor.cycles] == ["ok"] * 5  # no cycle's outcome
+    assert reporter.statuses == ["ok"] * 5
+    logged = [
+        (r.levelno, r.getMessage()) for r in caplog.records if "QUOTE_CURRENCIES" in r.getMessage()
+    ]
+    assert logged == [
+        (
+            logging.WARNING,
+            "could not check QUOTE_CURRENCIES against CoinGecko (CoinGecko answered 503); "
+            "trying again with each poll",
+        ),
+        (logging.INFO, "QUOTE_CURRENCIES checked against CoinGecko"),
+    ]
+
+
+async def test_a_hung_check_holds_up_no_cycle_and_is_not_started_twice():
+    check = Check("hang")
+    p, clock, poll, _, _ = checked(4, check)
+    await run(p)
+    assert poll.calls == 4 and clock.naps == [30.0] * 4
+    assert check.calls == 1  # still under way at each later cycle
+    assert check.cancelled == 1  # and cancelled with the schedule
+
+
+async def test_only_the_leader_checks():
+    check = Check()
+    p, _, poll, _, _ = checked(3, check, Lock(False))
+    await run(p)
+    assert (poll.calls, check.calls) == (0, 0)
+
+
+async def test_a_bug_in_the_check_is_logged_once_and_a_database_outage_not_at_all(caplog):
+    check = Check(StorageUnavailable(), RuntimeError("bug"), RuntimeError("bug"), None)
+    p, _, poll, _, _ = checked(5, check)
+    caplog.set_level(logging.INFO, logger="application.poll_schedule")
+    await run(p)
+    assert (poll.calls, check.calls) == (5, 4)
+    failures = [r for r in caplog.records if "checking QUOTE_CURRENCIES failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+
+
+class Source:
+    """supported_currencies: CoinGecko down first, then its list."""
+
+    def __init__(self, *answers: set[str] | BaseException) -> None:
+        self.answers, self.asked = list(answers), 0
+
+    async def supported_currencies(self) -> set[str]:
+        self.asked += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+async def test_a_code_coingecko_does_not_list_is_an_error_logged_once_coingecko_answers(caplog):
+    source = Source(UpstreamError("CoinGecko answered 503"), {"usd", "eur"})
+    check = CheckQuoteCurrencies(source, QuoteCurrencies.parse("usd,xyz"))  # type: ignore[arg-type]
+    p, _, poll, _, _ = checked(4, Check())
+    p.check = check
+    caplog.set_level(logging.INFO)
+    await run(p)
+    assert (poll.calls, source.asked) == (4, 2)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith("QUOTE_CURRENCIES: CoinGecko lists no xyz (of usd,xyz)")

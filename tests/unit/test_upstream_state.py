@@ -61,7 +61,7 @@ async def test_a_failed_announcement_is_not_raised():
 def test_every_status_is_rendered_as_the_stream_tells_it(status):
     # budget_spent included: the monthly budget sets it, this renders it.
     state = parse(upstream_payload(status, T0))
-    assert event_json(UpstreamChanged(UpstreamState(state.status, state.since))) == (
+    assert event_json(UpstreamChanged(UpstreamState(state.status, state.since)), "usd") == (
         "upstream",
         {"status": status, "since": "2024-01-01T12:00:00Z"},
     )

@@ -28,7 +28,7 @@ from domain.errors import (
     UpstreamError,
     UsernameTaken,
 )
-from domain.model import CoinMatch, CoinRef, Crypto, Quote, Ticker
+from domain.model import CoinMatch, CoinRef, Crypto, Quote, QuoteCurrencies, Ticker
 from tests.unit.fakes import (
     CountingTokens,
     DictTickerCache,
@@ -56,8 +56,8 @@ class _Stale:
         return getattr(self.repo, name)
 
 
-BITCOIN = CoinMatch(CoinRef("bitcoin", "Bitcoin"), 45000.5)
-ETHEREUM = CoinMatch(CoinRef("ethereum", "Ethereum"), 3000.0)
+BITCOIN = CoinMatch(CoinRef("bitcoin", "Bitcoin"), {"usd": 45000.5})
+ETHEREUM = CoinMatch(CoinRef("ethereum", "Ethereum"), {"usd": 3000.0})
 
 
 @pytest.fixture
@@ -66,7 +66,10 @@ def world():
         repo = InMemoryCryptoRepository()
         source = FakePriceSource(
             coins={"BTC": BITCOIN, "ETH": ETHEREUM},
-            quotes={"bitcoin": Quote(46000.0, None), "ethereum": Quote(3100.0, None)},
+            quotes={
+                "bitcoin": Quote({"usd": 46000.0}, None),
+                "ethereum": Quote({"usd": 3100.0}, None),
+            },
         )
         cache = DictTickerCache()
         clock = FakeClock()
@@ -78,6 +81,7 @@ def world():
         FindCandidates(w.cache, w.source),
         w.source,
         w.clock,
+        QuoteCurrencies.parse("usd"),
     )
     w.refresh = RefreshCrypto(w.repo, w.source, w.clock, history_limit=3)
     w.poll = PollCycle(w.repo, w.source, w.clock, history_limit=3)
@@ -86,7 +90,7 @@ def world():
 
 async def test_add_resolves_stores_and_caches(world):
     crypto = await world.add("btc")
-    assert (crypto.symbol, crypto.name, crypto.coin_id, crypto.current_price) == (
+    assert (crypto.symbol, crypto.name, crypto.coin_id, crypto.price_in("usd")) == (
         Ticker("BTC"),
         "Bitcoin",
         "bitcoin",
@@ -94,7 +98,7 @@ async def test_add_resolves_stores_and_caches(world):
     )
     assert crypto.id is not None
     assert world.cache.refs["BTC"] == BITCOIN.ref
-    assert (await world.repo.history(Ticker("BTC"), 10))[0].price == 45000.5
+    assert (await world.repo.history(Ticker("BTC"), 10, "usd"))[0].price == 45000.5
     assert world.source.price_calls == []  # the lookup's answer carried the price
 
 
@@ -103,7 +107,7 @@ async def test_add_with_cached_mapping_asks_only_the_price(world):
     crypto = await world.add("BTC")
     assert world.source.find_calls == []
     assert world.source.price_calls == [(["bitcoin"], False)]
-    assert crypto.current_price == 46000.0
+    assert crypto.price_in("usd") == 46000.0
 
 
 async def test_add_twice_is_a_conflict_without_asking_upstream(world):
@@ -134,7 +138,7 @@ async def test_add_upstream_failure_stores_nothing(world):
 
 
 async def test_add_without_usable_price_stores_nothing(world):
-    world.source.coins["BTC"] = CoinMatch(BITCOIN.ref, None)
+    world.source.coins["BTC"] = CoinMatch(BITCOIN.ref, {})
     world.source.quotes.clear()
     with pytest.raises(UpstreamError, match="no usable price"):
         await world.add("BTC")
@@ -158,8 +162,8 @@ async def test_refresh_updates_price_and_trims_history(world):
     for price in (1.0, 2.0, 3.0, 4.0):
         world.source.quote("bitcoin", price)
         crypto = await world.refresh("btc")
-        assert crypto.current_price == price
-    _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC")
+        assert crypto.price_in("usd") == price
+    _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC", "usd")
     assert [p.price for p in points] == [2.0, 3.0, 4.0]
     assert points[0].timestamp < points[-1].timestamp
 
@@ -183,16 +187,16 @@ async def test_refresh_unknown_is_not_found(world):
 
 async def test_stats_and_history_not_found(world):
     with pytest.raises(CryptoNotFound):
-        await PriceStatistics(world.repo, 100)("BTC")
+        await PriceStatistics(world.repo, 100)("BTC", "usd")
     with pytest.raises(CryptoNotFound):
-        await PriceHistory(world.repo, 100)("BTC")
+        await PriceHistory(world.repo, 100)("BTC", "usd")
 
 
 async def test_stats(world):
     await world.add("BTC")  # 45000.5
     world.source.quote("bitcoin", 50000.0)
     await world.refresh("BTC")
-    symbol, stats = await PriceStatistics(world.repo, 100)("btc")
+    symbol, stats = await PriceStatistics(world.repo, 100)("btc", "usd")
     assert symbol == Ticker("BTC")
     assert stats.records_count == 2
     assert stats.price_change == Decimal("4999.5")
@@ -204,7 +208,7 @@ async def test_stats_cover_the_history_the_history_route_shows(world):
     for price in (50000.0, 40000.0):
         world.source.quote("bitcoin", price)
         await world.refresh("BTC")
-    _, stats = await PriceStatistics(world.repo, 2)("BTC")
+    _, stats = await PriceStatistics(world.repo, 2)("BTC", "usd")
     assert (stats.records_count, stats.min_price, stats.max_price) == (2, 40000, 50000)
 
 
@@ -216,7 +220,7 @@ async def test_poll_updates_every_crypto_in_one_batch_and_one_write(world):
     assert (result.tracked, result.updated, result.skipped) == (2, 2, 0)
     assert world.source.price_calls == [(["bitcoin", "ethereum"], True)]
     assert world.repo.record_calls == 1
-    assert (await world.repo.get(Ticker("ETH"))).current_price == 3100.0
+    assert (await world.repo.get(Ticker("ETH"))).price_in("usd") == 3100.0
 
 
 async def test_poll_skips_coins_without_price(world):
@@ -225,7 +229,7 @@ async def test_poll_skips_coins_without_price(world):
     world.source.quotes.pop("ethereum")
     result = await world.poll()
     assert (result.updated, result.skipped) == (1, 1)
-    assert (await world.repo.get(Ticker("ETH"))).current_price == 3000.0
+    assert (await world.repo.get(Ticker("ETH"))).price_in("usd") == 3000.0
 
 
 async def test_poll_with_nothing_tracked_asks_nobody(world):
@@ -238,18 +242,18 @@ async def test_poll_upstream_failure_propagates_and_changes_nothing(world):
     world.source.fail = UpstreamError("down")
     with pytest.raises(UpstreamError):
         await world.poll()
-    assert (await world.repo.get(Ticker("BTC"))).current_price == 45000.5
+    assert (await world.repo.get(Ticker("BTC"))).price_in("usd") == 45000.5
 
 
 async def test_prices_are_stamped_with_coingeckos_times(world):
     told = datetime(2024, 1, 1, 11, 59, 20, 736000, tzinfo=UTC)  # before the fake clock's now
-    world.source.coins["BTC"] = CoinMatch(BITCOIN.ref, 45000.5, told)
+    world.source.coins["BTC"] = CoinMatch(BITCOIN.ref, {"usd": 45000.5}, told)
     assert (await world.add("BTC")).last_updated == told.replace(microsecond=0)
     world.source.quote("bitcoin", 45001.0, told + timedelta(seconds=30))
     await world.poll()
     world.source.quote("bitcoin", 45002.0, told + timedelta(seconds=60))
     assert (await world.refresh("BTC")).last_updated == datetime(2024, 1, 1, 12, 0, 20, tzinfo=UTC)
-    _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC")
+    _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC", "usd")
     assert [p.timestamp.second for p in points] == [20, 50, 20]
 
 
@@ -258,7 +262,7 @@ async def test_polls_that_bring_the_same_observation_store_it_once(world):
     world.source.quote("bitcoin", 46000.0, datetime(2024, 1, 1, 12, 0, 30, tzinfo=UTC))
     results = [await world.poll() for _ in range(4)]
     assert [(r.updated, r.priced, r.skipped) for r in results] == [(1, 1, 0)] + [(0, 1, 0)] * 3
-    _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC")
+    _symbol, points = await PriceHistory(world.repo, history_limit=100)("BTC", "usd")
     assert [p.price for p in points] == [45000.5, 46000.0]
 
 
@@ -273,7 +277,7 @@ async def test_a_refresh_with_nothing_newer_answers_the_stored_crypto_and_writes
 
 async def test_a_refresh_beaten_by_a_newer_poll_answers_what_is_stored(world):
     stored = await world.add("BTC")
-    newer = replace(stored, current_price=47000.0, last_updated=datetime(2030, 1, 1, tzinfo=UTC))
+    newer = replace(stored, prices={"usd": 47000.0}, last_updated=datetime(2030, 1, 1, tzinfo=UTC))
     world.repo.rows["BTC"] = newer  # a poll committed while the refresh asked CoinGecko
     world.source.quote("bitcoin", 46000.0, datetime(2024, 1, 1, 12, 0, 30, tzinfo=UTC))
     refresh = RefreshCrypto(_Stale(world.repo, stored), world.source, world.clock, 3)

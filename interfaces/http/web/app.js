@@ -4,6 +4,7 @@
 // ES modules as they are, each owning its state behind a few exported functions.
 //
 //   api.js          the API client and the stored token
+//   currency.js     the quote currency chosen (GET /currencies), asked for and shown
 //   stream.js       the live stream (GET /crypto as text/event-stream) and its reconnects
 //   session.js      the router (hash addresses), logging in and out, feeding the views
 //   addresses.js    the views' addresses: #/login, #/cryptos, #/cryptos/<symbol>/<tab>

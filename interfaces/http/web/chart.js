@@ -1,7 +1,8 @@
 // The history chart: an SVG drawn at the card's own width, read with the arrow keys
 // or by pointing (the readout below it says the selected price).
 import { $ } from "./dom.js";
-import { isNumber, timeZone, usd, when } from "./format.js";
+import { price, upper } from "./currency.js";
+import { isNumber, timeZone, when } from "./format.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const box = $("chart");
@@ -74,7 +75,7 @@ function priceTicks(low, high, count) {
   while (digits < 8 && Math.abs(Math.round(step * 10 ** digits) - step * 10 ** digits) > 1e-6) {
     digits += 1;
   }
-  return { ticks, low: from, high: to, label: (v) => usd(v, digits) };
+  return { ticks, low: from, high: to, label: (v) => price(v, digits) };
 }
 
 function timeFormat(step) {
@@ -166,7 +167,7 @@ function draw() {
   const plotWidth = Math.max(40, width - left - right);
   const xAxis = timeTicks(first, last, plotWidth);
   const x = (time) => left + ((time - first) / (last - first)) * plotWidth;
-  const y = (price) => top + (1 - (price - yAxis.low) / (yAxis.high - yAxis.low)) * plotHeight;
+  const y = (value) => top + (1 - (value - yAxis.low) / (yAxis.high - yAxis.low)) * plotHeight;
 
   const root = svg("svg", {
     viewBox: `0 0 ${width} ${height}`,
@@ -211,7 +212,7 @@ function draw() {
         class: "axis title",
         transform: `translate(14 ${top + plotHeight / 2}) rotate(-90)`,
       },
-      "Price (USD)",
+      `Price (${upper()})`,
     ),
   );
 
@@ -236,8 +237,8 @@ function draw() {
   box.replaceChildren(root);
   caption.textContent =
     `${points.length} price${points.length === 1 ? "" : "s"} from ${when(points[0].iso)} ` +
-    `to ${when(points[points.length - 1].iso)}, between ${usd(Math.min(...prices))} and ` +
-    `${usd(Math.max(...prices))}. Times in ${timeZone()}.`;
+    `to ${when(points[points.length - 1].iso)}, between ${price(Math.min(...prices))} and ` +
+    `${price(Math.max(...prices))}. Times in ${timeZone()}.`;
   if (chart.selected >= 0) select(chart.selected, false);
 }
 
@@ -255,7 +256,7 @@ function select(index, announce = true) {
   if (announce) {
     const point = chart.points[i];
     readout.textContent =
-      `${usd(point.price)} at ${when(point.iso)} (${i + 1} of ${chart.points.length})`;
+      `${price(point.price)} at ${when(point.iso)} (${i + 1} of ${chart.points.length})`;
   }
 }
 

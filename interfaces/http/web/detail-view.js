@@ -3,8 +3,9 @@
 import { detailHash } from "./addresses.js";
 import { api, cryptoPath, isNotTracked } from "./api.js";
 import * as chart from "./chart.js";
+import * as currency from "./currency.js";
 import { $, timeElement } from "./dom.js";
-import { isNumber, percent, signed, timeZone, usd } from "./format.js";
+import { isNumber, percent, signed, timeZone } from "./format.js";
 import { report } from "./messages.js";
 
 const HISTORY_KEPT = 100; // as many prices as the server keeps per crypto
@@ -61,6 +62,16 @@ export async function open(symbol, tab) {
   await reload();
 }
 
+// Another currency was chosen: the open crypto again, in it (nothing of the old one
+// stays, nor comes back from an answer still on its way).
+export function reprice() {
+  opened += 1;
+  detail.crypto = null;
+  detail.history = [];
+  showPanel();
+  return reload();
+}
+
 export function close() {
   opened += 1;
   detail.symbol = null;
@@ -82,9 +93,10 @@ export async function reload() {
   const since = tab === "history" ? [] : null;
   streamed = since;
   try {
+    await currency.ready();
     [crypto, history] = await Promise.all([
-      api("GET", cryptoPath(symbol)),
-      tab === "history" ? api("GET", cryptoPath(symbol, "/history")) : null,
+      api("GET", currency.priced(cryptoPath(symbol))),
+      tab === "history" ? api("GET", currency.priced(cryptoPath(symbol, "/history"))) : null,
       tab === "stats" ? loadStats(symbol) : null,
     ]);
   } catch (error) {
@@ -141,8 +153,9 @@ const plotHistory = () =>
   chart.plot(detail.history, detail.crypto ? detail.crypto.symbol : detail.symbol);
 
 async function loadStats(symbol) {
-  const stats = await api("GET", cryptoPath(symbol, "/stats"));
-  if (detail.symbol === symbol) renderStats(stats);
+  const asked = currency.code();
+  const stats = await api("GET", currency.priced(cryptoPath(symbol, "/stats")));
+  if (detail.symbol === symbol && asked === currency.code()) renderStats(stats);
   return stats;
 }
 
@@ -159,10 +172,9 @@ function showNotTracked(symbol) {
 function renderDetailHeading() {
   const { crypto } = detail;
   ui.detailTitle.textContent = `${crypto.symbol} · ${crypto.name}`;
-  ui.detailPrice.replaceChildren(
-    `Now ${usd(crypto.current_price)}, updated `,
-    timeElement(crypto.last_updated),
-  );
+  const now = document.createElement("span");
+  currency.showPrice(now, crypto.current_price);
+  ui.detailPrice.replaceChildren("Now ", now, ", updated ", timeElement(crypto.last_updated));
   document.title = `${crypto.symbol} · Crypto Price Server`;
 }
 
@@ -192,8 +204,7 @@ function renderHistory() {
       at.append(timeElement(point.timestamp));
       const price = document.createElement("td");
       price.className = "num";
-      price.textContent = usd(point.price);
-      price.dataset.value = String(point.price);
+      currency.showPrice(price, point.price);
       tr.append(at, price);
       return tr;
     });
@@ -204,11 +215,11 @@ function renderHistory() {
 function renderStats({ current_price: current, stats }) {
   const change = stats.price_change;
   const entries = [
-    ["current_price", "Current price", current, usd(current)],
-    ["min_price", "Lowest", stats.min_price, usd(stats.min_price)],
-    ["max_price", "Highest", stats.max_price, usd(stats.max_price)],
-    ["avg_price", "Average", stats.avg_price, usd(stats.avg_price)],
-    ["price_change", "Change", change, isNumber(change) ? signed(usd(change), change) : "—"],
+    ["current_price", "Current price", current, currency.price(current)],
+    ["min_price", "Lowest", stats.min_price, currency.price(stats.min_price)],
+    ["max_price", "Highest", stats.max_price, currency.price(stats.max_price)],
+    ["avg_price", "Average", stats.avg_price, currency.price(stats.avg_price)],
+    ["price_change", "Change", change, signed(currency.price(change), change)],
     [
       "price_change_percent",
       "Change %",
@@ -225,6 +236,7 @@ function renderStats({ current_price: current, stats }) {
     dd.textContent = text;
     dd.dataset.key = key;
     dd.dataset.value = String(value);
+    if (key === "current_price") currency.showPrice(dd, value); // null: says why
     if (key.startsWith("price_change") && isNumber(change) && change !== 0) {
       dd.className = change > 0 ? "up" : "down";
     }

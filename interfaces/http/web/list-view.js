@@ -2,8 +2,9 @@
 // ticker, refreshing or deleting one, and the prices the stream sends.
 import { detailHash } from "./addresses.js";
 import { api, cryptoPath, isNotTracked } from "./api.js";
+import * as currency from "./currency.js";
 import { $, timeElement } from "./dom.js";
-import { usd, when } from "./format.js";
+import { when } from "./format.js";
 import { act, report, say } from "./messages.js";
 
 const ui = {
@@ -52,12 +53,14 @@ export async function load() {
   streamed = mine;
   let answer;
   try {
-    answer = await api("GET", "/crypto");
+    await currency.ready();
+    answer = await api("GET", currency.priced("/crypto"));
   } catch (error) {
     if (streamed === mine) streamed = null;
     throw error;
   }
-  // A snapshot (or a later load) came meanwhile: it, and what followed it, is newer.
+  // A snapshot (or a later load, in another currency too) came meanwhile: it, and
+  // what followed it, is newer.
   if (streamed !== mine) return;
   streamed = null;
   replace(answer.cryptos);
@@ -84,6 +87,7 @@ export function replace(list) {
 
 // Logged out: nothing known any more.
 export function reset() {
+  streamed = null; // a list answer still on its way is not shown
   cryptos.clear();
   listLoaded = false;
   renderList();
@@ -139,7 +143,7 @@ function createRow(symbol) {
     tr,
     symbol: cell("Symbol", "symbol"),
     name: cell("Name", "name"),
-    price: cell("Price (USD)", "num price"),
+    price: cell("Price", "num price"),
     updated: cell("Last updated", "when"),
   };
   const actions = cell("Actions", "row-actions");
@@ -160,8 +164,8 @@ function createRow(symbol) {
 function fillRow(row, crypto) {
   row.symbol.textContent = crypto.symbol;
   row.name.textContent = crypto.name;
-  row.price.textContent = usd(crypto.current_price);
-  row.price.dataset.value = String(crypto.current_price);
+  row.price.dataset.label = `Price (${currency.upper()})`;
+  currency.showPrice(row.price, crypto.current_price);
   if (row.updated.firstChild?.dateTime !== crypto.last_updated) {
     row.updated.replaceChildren(timeElement(crypto.last_updated));
   }
@@ -213,7 +217,7 @@ function choice(coin, checked) {
   const facts = document.createElement("span");
   facts.className = "small";
   const rank = coin.market_cap_rank === null ? "unranked" : `rank #${coin.market_cap_rank}`;
-  facts.textContent = `${coin.coin_id} · ${rank} · ${usd(coin.current_price)}`;
+  facts.textContent = `${coin.coin_id} · ${rank} · ${currency.price(coin.current_price)}`;
   label.append(radio, name, facts);
   return label;
 }
@@ -236,7 +240,8 @@ async function addBody() {
   }
   hideChoices();
   if (!symbol) return { symbol }; // the server says what is wrong with it
-  const { coins } = await api("GET", `/coins?symbol=${encodeURIComponent(symbol)}`);
+  const path = `/coins?symbol=${encodeURIComponent(symbol)}`;
+  const { coins } = await api("GET", currency.priced(path));
   if (coins.length === 1) return { symbol };
   if (coins.length === 0) {
     say(ui.addMessage, `CoinGecko lists no coin with the ticker ${symbol}.`, "error");
@@ -253,23 +258,25 @@ ui.ticker.addEventListener("input", () => {
 ui.addForm.addEventListener("submit", (event) => {
   event.preventDefault();
   act(event.submitter, ui.addMessage, async () => {
+    await currency.ready(); // the prices asked for are in a currency the server quotes
     const body = await addBody();
     if (!body) return;
-    const { crypto } = await api("POST", "/crypto", body);
+    const { crypto } = await api("POST", currency.priced("/crypto"), body);
     ui.ticker.value = "";
     hideChoices();
     put(crypto);
     say(
       ui.addMessage,
-      `Now tracking ${crypto.symbol} (${crypto.name}) at ${usd(crypto.current_price)}, for everyone.`,
+      `Now tracking ${crypto.symbol} (${crypto.name}) at ${currency.price(crypto.current_price)}, for everyone.`,
     );
   });
 });
 
 async function refreshCrypto(symbol) {
-  const { crypto } = await api("PUT", cryptoPath(symbol, "/refresh"));
+  await currency.ready();
+  const { crypto } = await api("PUT", currency.priced(cryptoPath(symbol, "/refresh")));
   put(crypto);
-  say(null, `${crypto.symbol} is now ${usd(crypto.current_price)}.`);
+  say(null, `${crypto.symbol} is now ${currency.price(crypto.current_price)}.`);
 }
 
 async function deleteCrypto(symbol) {

@@ -1,6 +1,6 @@
 // The session and the router: which view the address shows, logging in and out, and,
 // while logged in, the live stream feeding the views (or, while it is down, asking
-// the server again every 30 s).
+// the server again every 30 s), in the currency chosen.
 import { LIST, LOGIN_VIEW, parseRoute } from "./addresses.js";
 import {
   LOGIN,
@@ -11,6 +11,7 @@ import {
   token,
   username,
 } from "./api.js";
+import * as currency from "./currency.js";
 import * as detail from "./detail-view.js";
 import { $ } from "./dom.js";
 import * as list from "./list-view.js";
@@ -117,6 +118,7 @@ function stopSession() {
   stream.stop();
   stopPolling();
   list.reset();
+  currency.reset();
   upstream.reset();
   detail.close();
 }
@@ -155,6 +157,15 @@ ui.authForm.addEventListener("submit", (event) => {
 ui.logout.addEventListener("click", () => {
   sessionStorage.removeItem(NEXT_KEY);
   endSession("You are logged out.");
+});
+
+// Another currency: nothing shown in the old one stays, and the stream opens anew in
+// the new one (its snapshot comes; the views ask at once too, in case it is down).
+currency.whenChanged(() => {
+  stream.reopen();
+  list.reset();
+  list.load().catch((error) => report(error));
+  if (detail.isOpen()) detail.reprice().catch((error) => report(error));
 });
 
 // ---- the stream, and asking again while it is down -----------------------------------

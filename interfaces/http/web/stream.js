@@ -1,8 +1,9 @@
 // The live stream: GET /crypto as text/event-stream. EventSource cannot send an
 // Authorization header, so the stream is read with fetch and parsed here (event:,
 // data:, a blank line ends an event, ":" lines are heartbeats). It reconnects with
-// back-off until told to stop.
+// back-off until told to stop. It streams the prices in the chosen currency.
 import { token } from "./api.js";
+import * as currency from "./currency.js";
 
 // Three missed heartbeats (one every 15 s): the stream is dead even if no error came.
 const STREAM_SILENCE_MS = 45_000;
@@ -31,6 +32,14 @@ export function stop() {
   if (controller) controller.abort();
 }
 
+// The stream again, from its snapshot (another currency was chosen), if it is followed.
+export function reopen() {
+  const { handlers } = stream;
+  if (!handlers) return;
+  stop();
+  follow(handlers);
+}
+
 async function connect() {
   const bearer = token();
   const { handlers } = stream;
@@ -40,7 +49,9 @@ async function connect() {
   const mine = () => stream.controller === controller;
   let response;
   try {
-    response = await fetch("/crypto", {
+    await currency.ready();
+    if (!mine()) return;
+    response = await fetch(currency.priced("/crypto"), {
       headers: { Accept: "text/event-stream", Authorization: `Bearer ${bearer}` },
       cache: "no-store",
       credentials: "omit",
@@ -68,7 +79,8 @@ async function connect() {
   stream.attempt = 0;
   handlers.status("live");
   try {
-    await readEvents(response.body, (name, text) => deliver(handlers, name, text), () =>
+    // An event read after the stream was left (another currency) is not delivered.
+    await readEvents(response.body, (name, text) => mine() && deliver(handlers, name, text), () =>
       heardFrom(controller),
     );
   } catch {
