@@ -392,13 +392,16 @@ def currency_parameter(currencies: QuoteCurrencies | None) -> Parameter:
     """``?currency=``, with the configured codes when they are known."""
     if currencies is None:
         which, default, example = "one of QUOTE_CURRENCIES", None, "eur"
+        schema = openapi.String(example=example)
     else:
         codes = currencies.codes
         which, default = f"one of {', '.join(codes)}", currencies.default
         example = codes[1] if len(codes) > 1 else default
+        # an enum: a string outside it is a 400, which the document must say is invalid
+        schema = openapi.String(default=default, example=example, enum=list(codes))
     return Parameter.make(
         "currency",
-        openapi.String(default=default, example=example),
+        schema,
         "query",
         required=False,
         description=(

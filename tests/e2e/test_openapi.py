@@ -219,7 +219,12 @@ async def test_the_currency_parameter_names_the_configured_codes_and_the_default
                 "required": False,
                 "description": "the quote currency of the prices, in any case: one of usd, "
                 "eur, btc (GET /currencies lists them); absent: the default, usd",
-                "schema": {"type": "string", "default": "usd", "example": "eur"},
+                "schema": {
+                    "type": "string",
+                    "default": "usd",
+                    "example": "eur",
+                    "enum": ["usd", "eur", "btc"],
+                },
             }
         ], key
         refused = operation["responses"]["400"]["description"]
