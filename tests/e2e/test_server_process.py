@@ -70,7 +70,14 @@ async def server_that_stops(env: dict[str, str]) -> tuple[asyncio.subprocess.Pro
 
 @pytest.mark.parametrize(
     "setting, value",
-    [("JWT_SECRET", "too-short"), ("HISTORY_LIMIT", "0"), ("COINGECKO_API_PLAN", "gold")],
+    [
+        ("JWT_SECRET", "too-short"),
+        ("HISTORY_LIMIT", "0"),
+        ("COINGECKO_API_PLAN", "gold"),
+        ("QUOTE_CURRENCIES", "usd,,eur"),
+        ("QUOTE_CURRENCIES", "usd,USD"),
+        ("QUOTE_CURRENCIES", "usd;eur"),
+    ],
 )
 async def test_a_bad_setting_stops_start_up_with_a_clear_message(database_url, setting, value):
     env = {**os.environ, "DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET, setting: value}
