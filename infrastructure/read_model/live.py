@@ -67,6 +67,12 @@ def _price(column: str, param: int) -> str:
     return f"coalesce(({column}->>${param})::float8, 'NaN')"
 
 
+def _price_columns(column: str, first: int, alias: str, currencies: int) -> str:
+    """``, <price of currency i> AS <alias>_<i>`` for each currency, its code in
+    parameter ``first + i``."""
+    return "".join(f", {_price(column, first + i)} AS {alias}_{i}" for i in range(currencies))
+
+
 @dataclass(frozen=True, slots=True)
 class Queries:
     """The loader's SQL for ``currencies`` configured currencies, built once: each
@@ -80,7 +86,6 @@ class Queries:
       their rows stamped ``since`` or later (rows already held are recognised by id).
     """
 
-    currencies: int
     load_page: str
     load_ids: str
     prices: str
@@ -90,7 +95,7 @@ class Queries:
         codes = range(currencies)
         # The loads: $1 keep, then the codes, then what the WHERE needs.
         first = 2
-        now = "".join(f", {_price('c.current_prices', first + i)} AS now_{i}" for i in codes)
+        now = _price_columns("c.current_prices", first, "now", currencies)
         aggregates = "".join(
             f",\n           array_agg({_price('prices', first + i)} ORDER BY ts, id) AS p_{i}"
             for i in codes
@@ -113,8 +118,8 @@ LEFT JOIN LATERAL (
 """
         after = first + currencies
         # The price batch: $1 ids, $2 since, then the codes.
-        now_at_3 = "".join(f", {_price('c.current_prices', 3 + i)} AS now_{i}" for i in codes)
-        row_prices = "".join(f", {_price('h.prices', 3 + i)} AS p_{i}" for i in codes)
+        now_at_3 = _price_columns("c.current_prices", 3, "now", currencies)
+        row_prices = _price_columns("h.prices", 3, "p", currencies)
         prices = f"""
 SELECT c.id, c.last_updated{now_at_3},
        h.id AS row_id, (extract(epoch FROM h.ts) * 1000000)::int8 AS at_us{row_prices}
@@ -123,7 +128,6 @@ LEFT JOIN price_history AS h ON h.crypto_id = c.id AND h.ts >= $2
 WHERE c.id = ANY($1::int[])
 """
         return cls(
-            currencies=currencies,
             load_page=load + f"WHERE c.id > ${after} ORDER BY c.id LIMIT ${after + 1}\n",
             load_ids=load + f"WHERE c.id = ANY(${after}::int[])\n",
             prices=prices,

@@ -165,7 +165,6 @@ class TrackedSet:
     ) -> None:
         self._history = HistoryKeepsTheNewest(keep)  # refuses keep < 1
         self.keep = keep
-        self.currencies = currencies
         self._codes = currencies.codes
         self._by_symbol: dict[str, _Entry] = {}
         self._by_id: dict[int, _Entry] = {}
@@ -233,7 +232,7 @@ class TrackedSet:
         if entry is None:
             return None
         current = entry.crypto.price_in(currency)
-        prices = entry.prices.get(currency, array("d"))
+        prices = entry.prices.get(currency, ())  # none held in a currency not configured
         # A NO_PRICE is no valid price: PriceStats.of leaves it out.
         if limit is not None and limit < len(prices):
             return PriceStats.of(current, prices[-limit:])
